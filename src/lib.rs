@@ -1,0 +1,88 @@
+//! A named, machine-level mutex shared between processes, compatible with
+//! Go's [juju/mutex](https://github.com/juju/mutex) v2.
+//!
+//! A mutex has a name: an ASCII letter, then letters, digits or `-`, at most
+//! 40 bytes. For each name at most one holder exists at a time, across
+//! threads, acquisitions and processes of the machine. If the holding
+//! process dies, the kernel releases the mutex.
+//!
+//! ```
+//! use std::time::Duration;
+//! use machine_mutex::{Error, Spec};
+//!
+//! let spec = Spec::new("crate-doc-example").with_timeout(Duration::from_secs(5));
+//! let mut guard = spec.acquire()?;
+//! // ... only one process of the machine runs this at a time ...
+//! guard.release()?; // or let it drop
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! # How it locks
+//!
+//! - **Unix** (Linux, macOS): `flock(LOCK_EX)` on `<temp dir>/juju-NAME`
+//!   ([`lock_file_path`]), the file the Go package uses, so Go and Rust
+//!   processes exclude each other. The file is opened create + read-only +
+//!   close-on-exec with mode 0600, and under sudo given to
+//!   `SUDO_UID`/`SUDO_GID`.
+//! - **Linux** also binds the abstract Unix socket
+//!   `\0/var/lib/juju/mutex-/NAME`, as juju/mutex v1 did, polling every
+//!   [`Spec::delay`] while another process has it
+//!   ([`Spec::with_legacy_socket`] turns this off).
+//!
+//! Waiting blocks in the kernel: a released lock is handed to a waiter at
+//! once, without polling. Inside one process, one thread per name waits in
+//! the kernel and the process's waiters queue behind it in FIFO order (see
+//! `handoff.rs`).
+//!
+//! # Notes on advisory locks
+//!
+//! The lock is advisory: it excludes only processes that take the same lock.
+//! Anything may still read, write or delete the lock file. Two processes
+//! exclude each other only if they see the same file (same `TMPDIR`, same
+//! file system) and, for the legacy socket, the same network namespace.
+//! flock(2) locks belong to the open file description: a child forked
+//! without exec shares the holder's lock until both close it; a program the
+//! holder executes does not inherit it (close-on-exec).
+
+#![deny(missing_docs)]
+#![warn(rust_2018_idioms)]
+
+mod cancel;
+mod clock;
+mod environment;
+mod error;
+mod handoff;
+mod releaser;
+mod spec;
+mod sys;
+mod wait;
+mod wakeup;
+
+pub use crate::cancel::CancelToken;
+pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use crate::environment::{Environment, FixedEnvironment, OsEnvironment};
+pub use crate::error::{Error, InvalidSpec};
+pub use crate::releaser::Releaser;
+pub use crate::spec::{lock_file_path, validate_name, Spec, MAX_NAME_LEN};
+pub use crate::wakeup::Wakeup;
+
+/// Acquires the mutex described by `spec`: the Go package's `Acquire`.
+/// Same as [`Spec::acquire`].
+///
+/// # Errors
+/// See [`Spec::acquire`].
+pub fn acquire(spec: &Spec) -> Result<Releaser, Error> {
+    spec.acquire()
+}
+
+/// The abstract socket name that the legacy lock of `name` binds, as
+/// `/proc/net/unix` prints it (`@` standing for the leading NUL byte):
+/// `@/var/lib/juju/mutex-/NAME`. Only Linux binds it.
+pub fn legacy_socket_name(name: &str) -> String {
+    format!("@{LEGACY_SOCKET_PREFIX}{name}")
+}
+
+/// The legacy abstract socket name before the mutex name, after the NUL byte.
+/// juju/mutex v1 built it with `filepath.Join("@/var/lib/juju/mutex-", name)`,
+/// which put the slash after the dash.
+pub(crate) const LEGACY_SOCKET_PREFIX: &str = "/var/lib/juju/mutex-/";

@@ -1,0 +1,343 @@
+//! [`Spec`]: what to lock and how to wait; name validation.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{
+    CancelToken, Clock, Environment, Error, InvalidSpec, OsEnvironment, Releaser, SystemClock,
+};
+
+/// The longest valid name, in bytes (the Go package's limit).
+pub const MAX_NAME_LEN: usize = 40;
+
+/// Describes one mutex and how to wait for it: the counterpart of the Go
+/// package's `Spec` (`Name`, `Clock`, `Delay`, `Timeout`, `Cancel`), plus the
+/// [`Environment`] (Go: the package-level `Envars`) and the legacy-socket switch.
+///
+/// The common case is one line:
+///
+/// ```
+/// use machine_mutex::Spec;
+/// let _guard = Spec::new("doc-example").acquire()?;
+/// // ... critical section; the mutex is released when `_guard` drops ...
+/// # Ok::<(), machine_mutex::Error>(())
+/// ```
+///
+/// Defaults: [`SystemClock`], delay [`DEFAULT_DELAY`](Self::DEFAULT_DELAY)
+/// (100 ms), no timeout (wait forever), no cancel token, the process
+/// environment, legacy socket on (Linux only; ignored elsewhere).
+///
+/// Building a `Spec` never fails; [`validate`](Self::validate) (called by
+/// every acquisition) reports a bad name or delay.
+#[derive(Clone)]
+pub struct Spec {
+    name: String,
+    clock: Arc<dyn Clock>,
+    delay: Duration,
+    timeout: Option<Duration>,
+    cancel: Option<CancelToken>,
+    environment: Arc<dyn Environment>,
+    legacy_socket: bool,
+}
+
+impl fmt::Debug for Spec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Spec")
+            .field("name", &self.name)
+            .field("clock", &self.clock)
+            .field("delay", &self.delay)
+            .field("timeout", &self.timeout)
+            .field(
+                "cancel",
+                &self.cancel.as_ref().map(CancelToken::is_cancelled),
+            )
+            .field("environment", &self.environment)
+            .field("legacy_socket", &self.legacy_socket)
+            .finish()
+    }
+}
+
+impl Spec {
+    /// The default legacy-socket polling interval: 100 ms.
+    pub const DEFAULT_DELAY: Duration = Duration::from_millis(100);
+
+    /// A spec for the mutex `name` with the defaults listed on [`Spec`].
+    pub fn new(name: impl Into<String>) -> Spec {
+        Spec {
+            name: name.into(),
+            clock: Arc::new(SystemClock),
+            delay: Self::DEFAULT_DELAY,
+            timeout: None,
+            cancel: None,
+            environment: Arc::new(OsEnvironment),
+            legacy_socket: true,
+        }
+    }
+
+    /// Uses `clock` to measure the timeout and pace the polling (tests pass
+    /// a [`ManualClock`](crate::ManualClock)).
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Spec {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Sets how often the legacy socket is retried while another process
+    /// holds it (Go: `Delay`). Must be greater than zero. The flock part
+    /// never polls: it blocks in the kernel.
+    pub fn with_delay(mut self, delay: Duration) -> Spec {
+        self.delay = delay;
+        self
+    }
+
+    /// Gives up with [`Error::Timeout`] after `timeout`, measured on the
+    /// spec's clock from the start of the acquisition.
+    ///
+    /// A zero timeout means *wait forever*, as in the Go package (its
+    /// `Timeout == 0`). To fail at once instead, use
+    /// [`try_acquire`](Self::try_acquire). A timeout too large to add to the
+    /// clock's current time also waits forever.
+    pub fn with_timeout(mut self, timeout: Duration) -> Spec {
+        self.timeout = if timeout.is_zero() {
+            None
+        } else {
+            Some(timeout)
+        };
+        self
+    }
+
+    /// Waits forever (the default).
+    pub fn without_timeout(mut self) -> Spec {
+        self.timeout = None;
+        self
+    }
+
+    /// Ends the wait with [`Error::Cancelled`] when `token` is cancelled (Go: `Cancel`).
+    pub fn with_cancel(mut self, token: CancelToken) -> Spec {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// Reads the `SUDO_*` variables from `environment` instead of the process.
+    pub fn with_environment(mut self, environment: impl Environment + 'static) -> Spec {
+        self.environment = Arc::new(environment);
+        self
+    }
+
+    /// Turns the Linux legacy abstract socket on (default) or off.
+    ///
+    /// # Linux
+    /// When on, the holder also binds the abstract Unix socket
+    /// `\0/var/lib/juju/mutex-/NAME`, as juju/mutex v1 did, so that
+    /// processes using that old implementation are excluded too. Off, only
+    /// the flock is taken: processes using juju/mutex v2 (which no longer
+    /// binds the socket) are still excluded, v1 processes are not.
+    ///
+    /// Other platforms have no legacy socket; the setting is ignored.
+    pub fn with_legacy_socket(mut self, on: bool) -> Spec {
+        self.legacy_socket = on;
+        self
+    }
+
+    /// The mutex name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
+    /// The legacy-socket polling interval.
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
+
+    /// The timeout; `None` waits forever.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// The cancel token, if any.
+    pub fn cancel_token(&self) -> Option<&CancelToken> {
+        self.cancel.as_ref()
+    }
+
+    /// Where the `SUDO_*` variables are read.
+    pub fn environment(&self) -> &dyn Environment {
+        &*self.environment
+    }
+
+    pub(crate) fn environment_arc(&self) -> Arc<dyn Environment> {
+        Arc::clone(&self.environment)
+    }
+
+    /// Whether the Linux legacy socket is taken too.
+    pub fn legacy_socket(&self) -> bool {
+        self.legacy_socket
+    }
+
+    /// Checks the name ([`validate_name`]) and that the delay is not zero.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSpec`] naming the rule that failed.
+    pub fn validate(&self) -> Result<(), Error> {
+        validate_name(&self.name)?;
+        if self.delay.is_zero() {
+            return Err(InvalidSpec::ZeroDelay.into());
+        }
+        Ok(())
+    }
+
+    /// Acquires the mutex, waiting as the spec says; returns the guard that
+    /// holds it until dropped or [released](Releaser::release).
+    ///
+    /// An uncontended acquisition locks in the calling thread without
+    /// waiting. Under contention the caller sleeps until the holder releases
+    /// (the kernel wakes the one waiter this process keeps per name; other
+    /// waiters of this process queue behind it in FIFO order), until the
+    /// timeout, or until the cancel token fires.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidSpec`]: the spec failed [`validate`](Self::validate); nothing was touched.
+    /// - [`Error::Cancelled`]: the token was cancelled before or during the wait.
+    /// - [`Error::Timeout`]: the timeout passed on the spec's clock.
+    /// - [`Error::Io`]: the lock file (or socket) could not be opened or locked.
+    ///
+    /// # Unix
+    /// Takes `flock(LOCK_EX)` on [`lock_file_path`]`(name)`, created if
+    /// missing with mode 0600 (and, under sudo, given to `SUDO_UID`/`SUDO_GID`).
+    ///
+    /// # Linux
+    /// Then binds the legacy abstract socket unless turned off
+    /// ([`with_legacy_socket`](Self::with_legacy_socket)), retrying every
+    /// [`delay`](Self::delay) while another process has it bound.
+    pub fn acquire(&self) -> Result<Releaser, Error> {
+        crate::wait::acquire(self, true)
+    }
+
+    /// Acquires the mutex only if that needs no waiting at all.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] when another holder (or an earlier waiter of
+    /// this process) has it; otherwise as [`acquire`](Self::acquire), except
+    /// that the timeout does not apply.
+    pub fn try_acquire(&self) -> Result<Releaser, Error> {
+        crate::wait::acquire(self, false)
+    }
+}
+
+/// Checks a mutex name against the Go package's rules: an ASCII letter, then
+/// ASCII letters, digits or `-`, at most [`MAX_NAME_LEN`] (40) bytes.
+///
+/// # Errors
+/// The [`InvalidSpec`] rule that failed; the checks never panic on any input.
+///
+/// ```
+/// use machine_mutex::{validate_name, InvalidSpec};
+/// assert!(validate_name("deploy-42").is_ok());
+/// assert_eq!(validate_name(""), Err(InvalidSpec::EmptyName));
+/// assert!(validate_name("42").is_err());
+/// ```
+pub fn validate_name(name: &str) -> Result<(), InvalidSpec> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(InvalidSpec::NameTooLong { len: name.len() });
+    }
+    let mut chars = name.char_indices();
+    match chars.next() {
+        None => return Err(InvalidSpec::EmptyName),
+        Some((_, c)) if !c.is_ascii_alphabetic() => {
+            return Err(InvalidSpec::NameStart {
+                name: name.to_owned(),
+            })
+        }
+        Some(_) => {}
+    }
+    if let Some((index, ch)) = chars.find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '-')) {
+        return Err(InvalidSpec::NameCharacter {
+            name: name.to_owned(),
+            ch,
+            index,
+        });
+    }
+    Ok(())
+}
+
+/// The lock file of the mutex `name`: `std::env::temp_dir()` joined with
+/// `juju-NAME`, the same file as the Go package (`os.TempDir()`), so `TMPDIR`
+/// is honoured the same way. It does not check the name.
+///
+/// # Unix
+/// This file carries the flock. It is never deleted: a process that
+/// unlinked it could let a waiter still blocked on the old inode and a
+/// newcomer that creates a new file both believe they hold the mutex.
+///
+/// # Windows
+/// Not used: the mutex is the named kernel object `juju-mutex-NAME`.
+pub fn lock_file_path(name: &str) -> PathBuf {
+    let mut path = std::env::temp_dir();
+    let mut file = String::with_capacity(5 + name.len());
+    file.push_str("juju-");
+    file.push_str(name);
+    path.push(file);
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The name grammar, rule by rule, including the byte-length limit.
+    #[test]
+    fn name_rules() {
+        for ok in ["a", "A", "test-42", "a-", "Z9-z", &"a".repeat(40)] {
+            assert_eq!(validate_name(ok), Ok(()), "{ok:?}");
+        }
+        assert_eq!(validate_name(""), Err(InvalidSpec::EmptyName));
+        for start in ["42", "-a", " a", "/a", ".a", "\0a", "éa"] {
+            assert!(
+                matches!(validate_name(start), Err(InvalidSpec::NameStart { .. })),
+                "{start:?}"
+            );
+        }
+        for bad in [
+            "with a space",
+            "a/b",
+            "a..b",
+            "a\0",
+            "aé",
+            "a_b",
+            "a.b",
+            "a\n",
+        ] {
+            assert!(
+                matches!(validate_name(bad), Err(InvalidSpec::NameCharacter { .. })),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            validate_name(&"a".repeat(41)),
+            Err(InvalidSpec::NameTooLong { len: 41 })
+        );
+    }
+
+    /// Zero timeout keeps the Go meaning (forever); zero delay is rejected.
+    #[test]
+    fn spec_defaults_and_delay() {
+        let spec = Spec::new("a");
+        assert_eq!(spec.delay(), Duration::from_millis(100));
+        assert_eq!(spec.timeout(), None);
+        assert!(spec.legacy_socket());
+        assert_eq!(Spec::new("a").with_timeout(Duration::ZERO).timeout(), None);
+        let err = Spec::new("a")
+            .with_delay(Duration::ZERO)
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid spec: delay must be greater than zero"
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! The platform boundary: the one place that picks code by operating system.
+//!
+//! - [`unix`] (Linux, macOS, the BSDs): the lock file and its `flock(2)`.
+//! - [`linux`]: the legacy abstract Unix socket of juju/mutex v1.
+//! - other Unix systems have no legacy socket (`no_legacy` below).
+//!
+//! The rest of the crate sees only [`LockFile`], [`LegacySocket`] and
+//! [`Held`], and relies on the contracts written on [`LockBackend`] and
+//! [`LegacyBackend`].
+
+use std::path::Path;
+
+use crate::{Environment, Error};
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub(crate) use self::unix::LockFile;
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub(crate) use self::linux::LegacySocket;
+
+#[cfg(all(unix, not(target_os = "linux")))]
+pub(crate) use self::no_legacy::LegacySocket;
+
+#[cfg(not(unix))]
+compile_error!("machine-mutex supports Unix (flock) and Windows (named mutex) only");
+
+/// The contract of a platform's lock: the hand-off and wait code
+/// (`handoff.rs`, `wait.rs`) depend on nothing else.
+pub(crate) trait LockBackend: Sized + Send + 'static {
+    /// Takes the lock at `path` without waiting: `Ok(None)` when another
+    /// holder has it. Never blocks.
+    fn try_lock(path: &Path, env: &dyn Environment) -> Result<Option<Self>, Error>;
+
+    /// Takes the lock at `path`, sleeping in the kernel until it is free.
+    /// Interrupted system calls are retried, never reported. Dropping the
+    /// value releases the lock.
+    fn lock(path: &Path, env: &dyn Environment) -> Result<Self, Error>;
+}
+
+/// The contract of the compatibility lock taken after the main one.
+pub(crate) trait LegacyBackend: Sized + Send + Sync + 'static {
+    /// Takes it without waiting: `Ok(None)` when another process has it.
+    fn try_bind(name: &str) -> Result<Option<Self>, Error>;
+}
+
+/// Everything one acquisition holds; dropping it releases all of it.
+#[derive(Debug)]
+pub(crate) struct Held {
+    // Field order is release order: the legacy socket goes first, then the flock.
+    _socket: Option<LegacySocket>,
+    _file: LockFile,
+}
+
+impl Held {
+    pub(crate) fn new(file: LockFile, socket: Option<LegacySocket>) -> Held {
+        Held {
+            _socket: socket,
+            _file: file,
+        }
+    }
+
+    /// Releases the socket, then the lock file.
+    pub(crate) fn release(self) -> Result<(), Error> {
+        drop(self);
+        Ok(())
+    }
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+mod no_legacy {
+    //! Unix systems other than Linux have no abstract sockets; juju/mutex
+    //! never took a second lock there.
+
+    use super::LegacyBackend;
+    use crate::Error;
+
+    /// Nothing to hold.
+    #[derive(Debug)]
+    pub(crate) struct LegacySocket;
+
+    impl LegacyBackend for LegacySocket {
+        fn try_bind(_name: &str) -> Result<Option<Self>, Error> {
+            Ok(Some(LegacySocket))
+        }
+    }
+}

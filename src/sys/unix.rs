@@ -1,0 +1,123 @@
+//! Unix backend: `flock(LOCK_EX)` on `<temp dir>/juju-NAME`, as juju/mutex
+//! v2 does (`mutex_flock.go`). Shared by Linux, macOS and the BSDs: only
+//! POSIX calls and `flock(2)` here.
+
+use std::io;
+use std::os::unix::io::OwnedFd;
+use std::path::Path;
+
+use rustix::fs::{FlockOperation, Mode, OFlags};
+use rustix::io::Errno;
+
+use super::LockBackend;
+use crate::environment::sudo_owner;
+use crate::{Environment, Error};
+
+/// An open lock file on which this process holds `flock(LOCK_EX)`.
+/// Dropping it closes the descriptor, which releases the lock.
+#[derive(Debug)]
+pub(crate) struct LockFile {
+    _fd: OwnedFd,
+}
+
+impl LockBackend for LockFile {
+    fn try_lock(path: &Path, env: &dyn Environment) -> Result<Option<LockFile>, Error> {
+        let fd = open(path, env)?;
+        match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(LockFile { _fd: fd })),
+            Err(Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(Error::io("lock", path, e.into())),
+        }
+    }
+
+    fn lock(path: &Path, env: &dyn Environment) -> Result<LockFile, Error> {
+        let fd = open(path, env)?;
+        match flock(&fd, FlockOperation::LockExclusive) {
+            Ok(()) => Ok(LockFile { _fd: fd }),
+            Err(e) => Err(Error::io("lock", path, e.into())),
+        }
+    }
+}
+
+/// flock(2), retried when a signal interrupts it.
+fn flock(fd: &OwnedFd, op: FlockOperation) -> Result<(), Errno> {
+    loop {
+        match rustix::fs::flock(fd, op) {
+            Err(Errno::INTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Opens the lock file read-only and close-on-exec, creating it with mode
+/// 0600 when missing, and under sudo gives it to `SUDO_UID`/`SUDO_GID`
+/// (Go: `chownFromRoot`; a failed chown is ignored, as there).
+///
+/// An existing file is opened without `O_CREAT`: with
+/// `fs.protected_regular` set, `O_CREAT` on another user's file in a sticky
+/// directory fails even when the mode would allow the open. A missing file
+/// is created with `O_EXCL`; if another process creates it first, the open
+/// is tried again.
+fn open(path: &Path, env: &dyn Environment) -> Result<OwnedFd, Error> {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+    let mut attempts = 0;
+    let fd = loop {
+        attempts += 1;
+        match rustix::fs::open(path, flags, Mode::empty()) {
+            Ok(fd) => break fd,
+            Err(Errno::INTR) => continue,
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(open_error("open lock file", path, e)),
+        }
+        match rustix::fs::open(
+            path,
+            flags | OFlags::CREATE | OFlags::EXCL,
+            Mode::RUSR | Mode::WUSR,
+        ) {
+            Ok(fd) => break fd,
+            Err(Errno::EXIST) | Err(Errno::INTR) if attempts < 100 => continue,
+            Err(e) => return Err(open_error("create lock file", path, e)),
+        }
+    };
+    if let Some((uid, gid)) = sudo_owner(env) {
+        let _ = rustix::fs::fchown(
+            &fd,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        );
+    }
+    Ok(fd)
+}
+
+/// The error for a failed open, with advice for the usual causes.
+fn open_error(action: &'static str, path: &Path, errno: Errno) -> Error {
+    let dir = path.parent().unwrap_or(path).display();
+    let hint = match errno {
+        Errno::ACCESS | Errno::PERM => Some(match rustix::fs::stat(path) {
+            Ok(st) => format!(
+                "the file is owned by uid {} and this process runs as uid {}: it was likely \
+                 created by another user, or by root without sudo; remove it or run as its owner",
+                st.st_uid,
+                rustix::process::getuid().as_raw()
+            ),
+            Err(_) => format!(
+                "the directory {dir} is not writable by this user; set TMPDIR to one that is"
+            ),
+        }),
+        Errno::NOENT => Some(format!("the directory {dir} does not exist; check TMPDIR")),
+        Errno::NOTDIR => Some(format!("{dir} is not a directory; check TMPDIR")),
+        Errno::ROFS => Some(format!(
+            "{dir} is on a read-only file system; set TMPDIR elsewhere"
+        )),
+        Errno::MFILE | Errno::NFILE => {
+            Some("too many open files; close descriptors or raise the limit (ulimit -n)".to_owned())
+        }
+        _ => None,
+    };
+    Error::Io {
+        action,
+        path: path.to_owned(),
+        source: io::Error::from(errno),
+        hint,
+    }
+}

@@ -1,0 +1,116 @@
+//! The timed slow path: one `acquire(spec, wait)` for blocking, timed and
+//! non-blocking acquisition, and the [`Waiter`] that sleeps until the
+//! hand-off, a deadline on the spec's clock, or a cancel.
+
+use std::time::Instant;
+
+use crate::cancel::Registration;
+use crate::sys::{Held, LegacyBackend, LegacySocket};
+use crate::{handoff, lock_file_path, CancelToken, Clock, Error, Releaser, Spec, Wakeup};
+
+/// Acquires as `spec` says; `wait == false` is `try_acquire`.
+pub(crate) fn acquire(spec: &Spec, wait: bool) -> Result<Releaser, Error> {
+    spec.validate()?;
+    if spec.cancel_token().map_or(false, CancelToken::is_cancelled) {
+        return Err(Error::Cancelled);
+    }
+    // The deadline is fixed once; one too far to represent means forever.
+    let deadline = match spec.timeout() {
+        Some(timeout) if wait => spec.clock().now().checked_add(timeout),
+        _ => None,
+    };
+    let path = lock_file_path(spec.name());
+    // Made only when the caller has to sleep: the fast path allocates nothing more.
+    let mut waiter = None;
+    let file = match handoff::try_lock(&path, spec.environment())? {
+        Some(file) => file,
+        None if !wait => return Err(Error::WouldBlock),
+        None => handoff::wait(
+            &path,
+            spec.environment_arc(),
+            waiter.get_or_insert_with(|| Waiter::new(spec, deadline)),
+        )?,
+    };
+    // If this fails, `file` drops here and the flock is released.
+    let socket = if spec.legacy_socket() {
+        Some(legacy_socket(spec, wait, deadline, &mut waiter)?)
+    } else {
+        None
+    };
+    Ok(Releaser::new(Held::new(file, socket)))
+}
+
+/// Binds the legacy socket, retrying every `spec.delay()` while another
+/// process has it, until the deadline or a cancel.
+fn legacy_socket<'a>(
+    spec: &'a Spec,
+    wait: bool,
+    deadline: Option<Instant>,
+    waiter: &mut Option<Waiter<'a>>,
+) -> Result<LegacySocket, Error> {
+    loop {
+        if let Some(socket) = LegacySocket::try_bind(spec.name())? {
+            return Ok(socket);
+        }
+        if !wait {
+            return Err(Error::WouldBlock);
+        }
+        let waiter = waiter.get_or_insert_with(|| Waiter::new(spec, deadline));
+        waiter.check()?;
+        let next_try = waiter.clock.now().checked_add(spec.delay());
+        waiter.sleep(next_try);
+    }
+}
+
+/// One waiting acquisition: its clock, deadline and cancel token, and the
+/// [`Wakeup`] that any of them (or the hand-off) notifies.
+pub(crate) struct Waiter<'a> {
+    clock: &'a dyn Clock,
+    deadline: Option<Instant>,
+    cancel: Option<&'a CancelToken>,
+    wakeup: Wakeup,
+    _registration: Option<Registration<'a>>,
+}
+
+impl<'a> Waiter<'a> {
+    pub(crate) fn new(spec: &'a Spec, deadline: Option<Instant>) -> Waiter<'a> {
+        let wakeup = Wakeup::new();
+        let cancel = spec.cancel_token();
+        Waiter {
+            clock: spec.clock(),
+            deadline,
+            cancel,
+            _registration: cancel.map(|token| token.register(&wakeup)),
+            wakeup,
+        }
+    }
+
+    pub(crate) fn wakeup(&self) -> &Wakeup {
+        &self.wakeup
+    }
+
+    /// `Err` when the wait must end: cancelled (checked first), or the
+    /// deadline has passed on the spec's clock.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        if self.cancel.map_or(false, CancelToken::is_cancelled) {
+            return Err(Error::Cancelled);
+        }
+        match self.deadline {
+            Some(deadline) if self.clock.now() >= deadline => Err(Error::Timeout),
+            _ => Ok(()),
+        }
+    }
+
+    /// Sleeps until notified, or until `until` or the deadline (the earlier)
+    /// passes on the clock. May return early.
+    pub(crate) fn sleep(&self, until: Option<Instant>) {
+        let until = match (until, self.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match until {
+            Some(until) => self.clock.wait_until(until, &self.wakeup),
+            None => self.wakeup.wait(),
+        }
+    }
+}
