@@ -68,15 +68,19 @@ pub(crate) fn kernel_waiters_started() -> usize {
 /// The fast path: locks without waiting, in the caller's thread, unless
 /// waiters of this process are already queued for `path` (then they go
 /// first and this returns `Ok(None)`).
+///
+/// After every waiter gave up, the kernel waiter still sleeps in flock; when
+/// the holder releases, it holds the lock for the instant it takes to see
+/// the empty queue and release it. A `try_acquire` in that instant sees the
+/// mutex held, as it would if any other process had taken it.
 pub(crate) fn try_lock(path: &Path, env: &dyn Environment) -> Result<Option<LockFile>, Error> {
     let queued = {
         let mut guard = queues();
-        match guard
-            .as_mut()
-            .and_then(|q| q.get(path).map(|queue| queue.pid))
-        {
+        let queue = guard.as_mut().and_then(|q| q.get(path));
+        match queue.map(|queue| (queue.pid, queue.waiters.is_empty())) {
             None => false,
-            Some(pid) if pid == std::process::id() => true,
+            // A kernel waiter whose waiters all gave up does not block the fast path.
+            Some((pid, no_waiters)) if pid == std::process::id() => !no_waiters,
             Some(_) => {
                 // Inherited through fork: the kernel waiter is the parent's.
                 if let Some(q) = guard.as_mut() {
