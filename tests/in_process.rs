@@ -22,7 +22,7 @@ fn lock_no_contention() {
     assert!(guard.is_held());
     guard.release().unwrap();
     assert!(!guard.is_held());
-    spec.try_acquire().expect("free again after release");
+    drop(spec.try_acquire().expect("free again after release"));
 }
 
 /// Go `TestLockContentionWithinProcessTimeout`: a second acquisition in the
@@ -44,7 +44,7 @@ fn same_thread_second_acquisition_conflicts() {
     let held = spec.try_acquire().unwrap();
     assert!(matches!(spec.try_acquire(), Err(Error::WouldBlock)));
     drop(held);
-    spec.try_acquire().unwrap();
+    drop(spec.try_acquire().unwrap());
 }
 
 /// Rule 6: the timeout is measured on the spec's clock: a waiter with a
@@ -80,10 +80,12 @@ fn lock_after_timeout() {
     drop(held);
     // The abandoned attempt's kernel waiter takes the freed lock for an
     // instant and releases it (nobody waits); a waiting acquire gets it.
-    spec.clone()
-        .with_timeout(LIMIT)
-        .acquire()
-        .expect("acquire after the holder released");
+    drop(
+        spec.clone()
+            .with_timeout(LIMIT)
+            .acquire()
+            .expect("acquire after the holder released"),
+    );
 }
 
 /// Go `TestLockContentionWithinProcessCancel`: cancelling a waiting
@@ -115,7 +117,7 @@ fn cancelled_before_call_does_not_acquire() {
     let spec = Spec::new(unique_name("pre-cancel")).with_cancel(token);
     assert!(matches!(spec.acquire(), Err(Error::Cancelled)));
     assert!(matches!(spec.try_acquire(), Err(Error::Cancelled)));
-    Spec::new(spec.name()).try_acquire().expect("still free");
+    drop(Spec::new(spec.name()).try_acquire().expect("still free"));
 }
 
 /// Go `TestSecondReleaseFine`: release twice, then drop: harmless, and the
@@ -217,7 +219,7 @@ fn abandoned_wait_hands_over_to_next_waiter() {
     assert!(matches!(first.join().unwrap(), Err(Error::Timeout)));
     drop(held);
     assert!(second.join().unwrap().unwrap());
-    Spec::new(&name).try_acquire().expect("nothing leaked");
+    drop(Spec::new(&name).try_acquire().expect("nothing leaked"));
 }
 
 /// Rule 6: when every waiter gave up and the holder then releases, the
@@ -237,7 +239,7 @@ fn lock_granted_after_everyone_gave_up_is_released() {
         .acquire()
         .unwrap();
     again.release().unwrap();
-    Spec::new(&name).try_acquire().expect("free");
+    drop(Spec::new(&name).try_acquire().expect("free"));
 }
 
 /// Rule 4, Go `TestStress`: 10 threads x 200 acquisitions; an atomic

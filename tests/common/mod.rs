@@ -186,6 +186,8 @@ pub fn child_main() {
         // Acquire, start a long-lived program, report its pid, hold until stdin closes.
         "hold-spawn" => {
             let guard = child_spec(&name).acquire().expect("child acquire");
+            // Left running on purpose: the parent checks it does not keep the lock, then kills it.
+            #[allow(clippy::zombie_processes)]
             let sleeper = Command::new("sleep")
                 .arg("600")
                 .stdin(Stdio::null())
