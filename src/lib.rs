@@ -41,8 +41,15 @@
 //! exclude each other only if they see the same file (same `TMPDIR`, same
 //! file system) and, for the legacy socket, the same network namespace.
 //! flock(2) locks belong to the open file description: a child forked
-//! without exec shares the holder's lock until both close it; a program the
-//! holder executes does not inherit it (close-on-exec).
+//! without exec shares the holder's descriptor; the holder's release still
+//! frees the mutex at once (it unlocks explicitly), and the child's copy of
+//! the guard never releases it (see [`Releaser`], "fork without exec"). A
+//! program the holder executes does not inherit it (close-on-exec).
+//!
+//! Faults the crate is tested against (killed holders, signals, descriptor
+//! exhaustion, bad or hostile temp dirs, other users, temp-dir cleaners,
+//! strange files at the lock path, fork) are listed with their outcomes in
+//! RELIABILITY.md.
 
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]

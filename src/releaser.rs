@@ -12,9 +12,31 @@ use crate::Error;
 /// # Unix
 /// The guard owns the lock file's descriptor (close-on-exec, so programs the
 /// holder executes do not keep the lock) and, on Linux, the legacy socket.
-/// Releasing closes them. A child forked *without* exec shares the open file
-/// description and with it the flock: the mutex stays held until every copy
-/// of the descriptor is closed (flock(2)). The guard is `Send` and `Sync`.
+/// Releasing unlocks the file (`flock(LOCK_UN)`) and closes them. The guard
+/// is `Send` and `Sync`.
+///
+/// **fork without exec.** A child forked without exec gets a copy of the
+/// descriptor, which shares the open file description and with it the
+/// flock (flock(2)). The rule is that the process that acquired owns the
+/// mutex:
+/// - its release (or drop) frees the mutex at once, even while forked
+///   children still have their copies;
+/// - the guard's copy in a forked child never releases the parent's hold:
+///   dropping or releasing it there only closes the child's descriptor
+///   (async-signal-safe, so allowed in the child of a multithreaded parent);
+///   until the parent releases, the mutex stays held for everyone, the child
+///   included (the child does not hold it in its own right: it must not rely
+///   on it once the parent may have released);
+/// - if the parent ends without releasing (it exits or is killed), the lock
+///   stays with the children's copies until they close them or exit. A
+///   parent that wants to hand the mutex to a forked child does exactly
+///   that: it exits (or [`std::mem::forget`]s the guard) instead of releasing.
+///
+/// The legacy socket (Linux) is shared the same way but only closed: the
+/// socket name stays bound while a forked child keeps its copy, and the
+/// next holder waits for it (polling every [`Spec::delay`](crate::Spec::delay)).
+/// Turn it off ([`Spec::with_legacy_socket`](crate::Spec::with_legacy_socket))
+/// in programs that fork long-lived children while holding the mutex.
 #[must_use = "if unused the mutex will immediately unlock"]
 #[clippy::has_significant_drop]
 #[derive(Debug)]

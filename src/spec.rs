@@ -265,19 +265,26 @@ pub fn validate_name(name: &str) -> Result<(), InvalidSpec> {
     Ok(())
 }
 
-/// The lock file of the mutex `name`: `std::env::temp_dir()` joined with
+/// The lock file of the mutex `name`: the temporary directory joined with
 /// `juju-NAME`, the same file as the Go package (`os.TempDir()`), so `TMPDIR`
 /// is honoured the same way. It does not check the name.
 ///
 /// # Unix
-/// This file carries the flock. It is never deleted: a process that
-/// unlinked it could let a waiter still blocked on the old inode and a
-/// newcomer that creates a new file both believe they hold the mutex.
+/// The directory is `$TMPDIR`, or `/tmp` when `TMPDIR` is unset or empty
+/// (as Go's `os.TempDir`; unlike [`std::env::temp_dir`], which would turn an
+/// empty `TMPDIR` into the current directory).
+///
+/// This file carries the flock. It is never deleted by this crate: a process
+/// that unlinked it could let a waiter still blocked on the old inode and a
+/// newcomer that creates a new file both believe they hold the mutex. (If
+/// something else deletes it, for example a temp-dir cleaner, a waiter
+/// notices after locking and starts over on the new file; see
+/// RELIABILITY.md.)
 ///
 /// # Windows
 /// Not used: the mutex is the named kernel object `juju-mutex-NAME`.
 pub fn lock_file_path(name: &str) -> PathBuf {
-    let mut path = std::env::temp_dir();
+    let mut path = crate::sys::temp_dir();
     let mut file = String::with_capacity(5 + name.len());
     file.push_str("juju-");
     file.push_str(name);

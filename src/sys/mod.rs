@@ -15,7 +15,7 @@ use crate::{Environment, Error};
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
-pub(crate) use self::unix::LockFile;
+pub(crate) use self::unix::{temp_dir, LockFile};
 
 #[cfg(target_os = "linux")]
 mod linux;

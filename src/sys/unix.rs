@@ -1,42 +1,213 @@
 //! Unix backend: `flock(LOCK_EX)` on `<temp dir>/juju-NAME`, as juju/mutex
 //! v2 does (`mutex_flock.go`). Shared by Linux, macOS and the BSDs: only
 //! POSIX calls and `flock(2)` here.
+//!
+//! Beyond the Go package, the lock is hardened against its environment (see
+//! RELIABILITY.md for the faults and their tests):
+//!
+//! - **Removed lock files.** Temp-dir cleaners delete old files. A waiter
+//!   blocked on a file that was deleted (and maybe created anew by someone
+//!   else) would lock an inode nobody else looks at. So after locking, the
+//!   descriptor is checked: a link count of 0 (every acquisition, from the
+//!   one `fstat`), or a path that now names another inode or nothing (after a
+//!   blocking wait, one more `lstat`), releases it and starts over.
+//! - **Ageing.** Each acquisition refreshes the file's timestamps when they
+//!   are more than [`REFRESH_AFTER`] old, so age-based cleaners leave a lock
+//!   in regular use alone.
+//! - **Strange files.** The lock path is opened with `O_NOFOLLOW` (a symbolic
+//!   link there is refused, never followed), `O_NONBLOCK` (opening a FIFO does
+//!   not hang) and `O_NOCTTY`, and must be a regular file.
+//! - **Sticky temp dirs.** An existing file is opened without `O_CREAT`
+//!   (`fs.protected_regular`), a missing one is created with `O_EXCL`.
+//! - **fork without exec.** flock(2) locks belong to the open file
+//!   description, which a forked child shares. Releasing in the process that
+//!   acquired unlocks explicitly (`LOCK_UN`), so the mutex is free even while
+//!   such a child lives; dropping the guard in the child only closes its copy.
 
 use std::io;
 use std::os::unix::io::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rustix::fs::{FlockOperation, Mode, OFlags};
+use rustix::fs::{FileType, FlockOperation, Mode, OFlags, Stat, Timespec, Timestamps};
 use rustix::io::Errno;
+use rustix::process::Pid;
 
 use super::LockBackend;
 use crate::environment::sudo_owner;
 use crate::{Environment, Error};
 
+/// Timestamps older than this are refreshed when the lock is taken: an hour,
+/// far below the ages temp-dir cleaners use (systemd-tmpfiles: 10 days for
+/// `/tmp`, 30 for `/var/tmp`; macOS: 3 days), and rare enough to cost nothing.
+pub(crate) const REFRESH_AFTER: Duration = Duration::from_secs(3600);
+
+/// How many times in a row the lock file may turn out removed or replaced
+/// after locking it before the acquisition gives up with an error.
+const MAX_STALE: usize = 100;
+
+/// The directory of the lock files, as Go's `os.TempDir` finds it on Unix:
+/// `$TMPDIR`, or `/tmp` when it is unset **or empty**. (`std::env::temp_dir`
+/// returns an empty `TMPDIR` as it is, which would put the lock file in the
+/// current directory, where no other process looks.)
+pub(crate) fn temp_dir() -> PathBuf {
+    match std::env::var_os("TMPDIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from("/tmp"),
+    }
+}
+
 /// An open lock file on which this process holds `flock(LOCK_EX)`.
-/// Dropping it closes the descriptor, which releases the lock.
+/// Dropping it releases the lock: `LOCK_UN` in the process that took it,
+/// then close.
 #[derive(Debug)]
 pub(crate) struct LockFile {
-    _fd: OwnedFd,
+    fd: OwnedFd,
+    /// The process that took the lock; only it unlocks explicitly.
+    owner: Pid,
+}
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        // The description may be shared with children forked without exec:
+        // closing would release the lock only once they all closed it. So the
+        // acquiring process unlocks it for all of them. A copy of the guard
+        // dropped in such a child must not take the lock from the parent: it
+        // only closes. Both paths are async-signal-safe (getpid, flock, close).
+        if rustix::process::getpid() == self.owner {
+            let _ = rustix::fs::flock(&self.fd, FlockOperation::Unlock);
+        }
+    }
 }
 
 impl LockBackend for LockFile {
     fn try_lock(path: &Path, env: &dyn Environment) -> Result<Option<LockFile>, Error> {
-        let fd = open(path, env)?;
-        match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(Some(LockFile { _fd: fd })),
-            Err(Errno::WOULDBLOCK) => Ok(None),
-            Err(e) => Err(Error::io("lock", path, e.into())),
+        for _ in 0..MAX_STALE {
+            let fd = open(path)?;
+            match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {}
+                Err(Errno::WOULDBLOCK) => {
+                    // A FIFO or directory is reported as what it is, not as "held".
+                    check_type(&fstat(&fd, path)?, path)?;
+                    return Ok(None);
+                }
+                Err(e) => return Err(Error::io("lock", path, e.into())),
+            }
+            let file = LockFile::new(fd);
+            // The one extra system call of the fast path: type, link count,
+            // owner and times at once.
+            let st = fstat(&file.fd, path)?;
+            check_type(&st, path)?;
+            if st.st_nlink == 0 {
+                // Removed between open and flock: another process may
+                // already lock a new file at the path. Release and start over.
+                continue;
+            }
+            file.settle(&st, env);
+            return Ok(Some(file));
         }
+        Err(stale_error(path))
     }
 
     fn lock(path: &Path, env: &dyn Environment) -> Result<LockFile, Error> {
-        let fd = open(path, env)?;
-        match flock(&fd, FlockOperation::LockExclusive) {
-            Ok(()) => Ok(LockFile { _fd: fd }),
-            Err(e) => Err(Error::io("lock", path, e.into())),
+        for _ in 0..MAX_STALE {
+            let fd = open(path)?;
+            // Never block on something that is not a lock file.
+            check_type(&fstat(&fd, path)?, path)?;
+            match flock(&fd, FlockOperation::LockExclusive) {
+                Ok(()) => {}
+                Err(e) => return Err(Error::io("lock", path, e.into())),
+            }
+            let file = LockFile::new(fd);
+            // The wait may have been long: the file may have been removed,
+            // and the path may name a new file that someone else locks now.
+            let st = fstat(&file.fd, path)?;
+            if st.st_nlink == 0 || !names_same_file(path, &st)? {
+                continue;
+            }
+            file.settle(&st, env);
+            return Ok(file);
+        }
+        Err(stale_error(path))
+    }
+}
+
+impl LockFile {
+    fn new(fd: OwnedFd) -> LockFile {
+        LockFile {
+            fd,
+            owner: rustix::process::getpid(),
         }
     }
+
+    /// Best-effort upkeep once the lock is held, using the `fstat` already
+    /// made: the sudo owner, and fresh timestamps when they are old.
+    fn settle(&self, st: &Stat, env: &dyn Environment) {
+        if let Some((uid, gid)) = sudo_owner(env) {
+            give_to_sudo_user(&self.fd, st, uid, gid);
+        }
+        if is_old(st, SystemTime::now()) {
+            // Needs ownership or write permission; without them the file
+            // ages as before (RELIABILITY.md, "remaining hole").
+            let now = Timespec {
+                tv_sec: 0,
+                tv_nsec: rustix::fs::UTIME_NOW,
+            };
+            let _ = rustix::fs::futimens(
+                &self.fd,
+                &Timestamps {
+                    last_access: now,
+                    last_modification: now,
+                },
+            );
+        }
+    }
+}
+
+/// Under sudo, gives a lock file that root owns to `SUDO_UID`/`SUDO_GID`
+/// (Go: `chownFromRoot`; failures are ignored, as there). Unlike the Go
+/// package, only a file with one link that this process owns is changed, so
+/// a hard link planted at the path never hands another file to the user.
+fn give_to_sudo_user(fd: &OwnedFd, st: &Stat, uid: u32, gid: u32) {
+    let me = rustix::process::geteuid().as_raw();
+    let already = st.st_uid == uid && st.st_gid == gid;
+    #[allow(clippy::unnecessary_cast)] // st_nlink is u32 or u64 by platform
+    let one_link = st.st_nlink as u64 == 1;
+    if already || st.st_uid != me || !one_link {
+        return;
+    }
+    let _ = rustix::fs::fchown(
+        fd,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    );
+}
+
+/// Whether the file's access, modification or change time is older than
+/// [`REFRESH_AFTER`] at `now`, so that a cleaner's clock would start on it.
+#[allow(clippy::unnecessary_cast)] // time_t is i64 or i32 by platform
+pub(crate) fn is_old(st: &Stat, now: SystemTime) -> bool {
+    let now = match now.duration_since(UNIX_EPOCH) {
+        Ok(now) => now.as_secs() as i64,
+        Err(_) => return false,
+    };
+    let oldest = (st.st_atime as i64)
+        .min(st.st_mtime as i64)
+        .min(st.st_ctime as i64);
+    now.saturating_sub(oldest) > REFRESH_AFTER.as_secs() as i64
+}
+
+/// Whether `path` (not following a symbolic link) still names the file of `st`.
+fn names_same_file(path: &Path, st: &Stat) -> Result<bool, Error> {
+    match rustix::fs::lstat(path) {
+        Ok(now) => Ok(now.st_dev == st.st_dev && now.st_ino == st.st_ino),
+        Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(Error::io("check lock file", path, e.into())),
+    }
+}
+
+fn fstat(fd: &OwnedFd, path: &Path) -> Result<Stat, Error> {
+    rustix::fs::fstat(fd).map_err(|e| Error::io("check lock file", path, e.into()))
 }
 
 /// flock(2), retried when a signal interrupts it.
@@ -50,21 +221,27 @@ fn flock(fd: &OwnedFd, op: FlockOperation) -> Result<(), Errno> {
 }
 
 /// Opens the lock file read-only and close-on-exec, creating it with mode
-/// 0600 when missing, and under sudo gives it to `SUDO_UID`/`SUDO_GID`
-/// (Go: `chownFromRoot`; a failed chown is ignored, as there).
+/// 0600 when missing.
 ///
 /// An existing file is opened without `O_CREAT`: with
 /// `fs.protected_regular` set, `O_CREAT` on another user's file in a sticky
 /// directory fails even when the mode would allow the open. A missing file
 /// is created with `O_EXCL`; if another process creates it first, the open
 /// is tried again.
-fn open(path: &Path, env: &dyn Environment) -> Result<OwnedFd, Error> {
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+///
+/// `O_NOFOLLOW`: a symbolic link at the path is an error, never followed
+/// (it could point anywhere, out of the temporary directory too).
+/// `O_NONBLOCK`: opening a FIFO returns at once (its type is then refused);
+/// it has no effect on a regular file or on flock. `O_NOCTTY`: a terminal
+/// device there never becomes the controlling terminal.
+fn open(path: &Path) -> Result<OwnedFd, Error> {
+    let flags =
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
     let mut attempts = 0;
-    let fd = loop {
+    loop {
         attempts += 1;
         match rustix::fs::open(path, flags, Mode::empty()) {
-            Ok(fd) => break fd,
+            Ok(fd) => return Ok(fd),
             Err(Errno::INTR) => continue,
             Err(Errno::NOENT) => {}
             Err(e) => return Err(open_error("open lock file", path, e)),
@@ -74,32 +251,59 @@ fn open(path: &Path, env: &dyn Environment) -> Result<OwnedFd, Error> {
             flags | OFlags::CREATE | OFlags::EXCL,
             Mode::RUSR | Mode::WUSR,
         ) {
-            Ok(fd) => break fd,
+            Ok(fd) => return Ok(fd),
             Err(Errno::EXIST) | Err(Errno::INTR) if attempts < 100 => continue,
             Err(e) => return Err(open_error("create lock file", path, e)),
         }
-    };
-    if let Some((uid, gid)) = sudo_owner(env) {
-        let _ = rustix::fs::fchown(
-            &fd,
-            Some(rustix::fs::Uid::from_raw(uid)),
-            Some(rustix::fs::Gid::from_raw(gid)),
-        );
     }
-    Ok(fd)
+}
+
+/// Refuses anything but a regular file at the lock path.
+fn check_type(st: &Stat, path: &Path) -> Result<(), Error> {
+    #[allow(clippy::unnecessary_cast)] // st_mode is u32 or u16 by platform
+    let kind = match FileType::from_raw_mode(st.st_mode as _) {
+        FileType::RegularFile => return Ok(()),
+        FileType::Directory => "a directory",
+        FileType::Fifo => "a FIFO (named pipe)",
+        FileType::Socket => "a socket",
+        FileType::CharacterDevice => "a character device",
+        FileType::BlockDevice => "a block device",
+        _ => "not a regular file",
+    };
+    Err(Error::Io {
+        action: "use lock file",
+        path: path.to_owned(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+        hint: Some(format!(
+            "the lock path is {kind}; juju/mutex and machine-mutex only create regular files \
+             there: remove it"
+        )),
+    })
+}
+
+/// The error after [`MAX_STALE`] removed or replaced files in a row.
+fn stale_error(path: &Path) -> Error {
+    Error::Io {
+        action: "lock",
+        path: path.to_owned(),
+        source: io::Error::new(
+            io::ErrorKind::Other,
+            "the lock file was removed or replaced every time it was locked",
+        ),
+        hint: Some(
+            "something keeps deleting it (a temp-dir cleaner?); exclude juju-* from it or set \
+             TMPDIR to a directory that is not cleaned"
+                .to_owned(),
+        ),
+    }
 }
 
 /// The error for a failed open, with advice for the usual causes.
 fn open_error(action: &'static str, path: &Path, errno: Errno) -> Error {
     let dir = path.parent().unwrap_or(path).display();
     let hint = match errno {
-        Errno::ACCESS | Errno::PERM => Some(match rustix::fs::stat(path) {
-            Ok(st) => format!(
-                "the file is owned by uid {} and this process runs as uid {}: it was likely \
-                 created by another user, or by root without sudo; remove it or run as its owner",
-                st.st_uid,
-                rustix::process::getuid().as_raw()
-            ),
+        Errno::ACCESS | Errno::PERM => Some(match rustix::fs::lstat(path) {
+            Ok(st) => permission_hint(path, &st),
             Err(_) => format!(
                 "the directory {dir} is not writable by this user; set TMPDIR to one that is"
             ),
@@ -109,6 +313,12 @@ fn open_error(action: &'static str, path: &Path, errno: Errno) -> Error {
         Errno::ROFS => Some(format!(
             "{dir} is on a read-only file system; set TMPDIR elsewhere"
         )),
+        // Linux and macOS say ELOOP for O_NOFOLLOW on a link, FreeBSD EMLINK.
+        Errno::LOOP | Errno::MLINK => Some(
+            "the lock path is a symbolic link; machine-mutex does not follow links there \
+             (one could point out of the temporary directory): remove it"
+                .to_owned(),
+        ),
         Errno::MFILE | Errno::NFILE => {
             Some("too many open files; close descriptors or raise the limit (ulimit -n)".to_owned())
         }
@@ -119,5 +329,81 @@ fn open_error(action: &'static str, path: &Path, errno: Errno) -> Error {
         path: path.to_owned(),
         source: io::Error::from(errno),
         hint,
+    }
+}
+
+/// Who owns the file, with which mode, and what to do about it.
+fn permission_hint(path: &Path, st: &Stat) -> String {
+    let me = rustix::process::geteuid().as_raw();
+    let mode = st.st_mode & 0o7777;
+    let owner = if st.st_uid == 0 {
+        "root (uid 0)".to_owned()
+    } else {
+        format!("uid {}", st.st_uid)
+    };
+    let path = path.display();
+    if st.st_uid == me {
+        format!(
+            "the file is owned by this user ({owner}) but has mode {mode:04o}; \
+             run `chmod 600 {path}` or remove it"
+        )
+    } else if st.st_uid == 0 {
+        format!(
+            "the file is owned by {owner} with mode {mode:04o} and this process runs as uid \
+             {me}: it was likely created by root without sudo; remove it (`sudo rm {path}`) \
+             or run as root"
+        )
+    } else {
+        format!(
+            "the file is owned by {owner} with mode {mode:04o} and this process runs as uid \
+             {me}: another user holds this name; use another name or TMPDIR, run as that \
+             user, or have it remove the file"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat_of(path: &Path) -> Stat {
+        rustix::fs::stat(path).unwrap()
+    }
+
+    /// Times within the hour are fresh, older ones are refreshed.
+    #[test]
+    fn old_means_older_than_refresh_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("juju-old");
+        std::fs::write(&path, b"").unwrap();
+        let st = stat_of(&path);
+        let now = SystemTime::now();
+        assert!(!is_old(&st, now));
+        assert!(!is_old(&st, now + REFRESH_AFTER - Duration::from_secs(5)));
+        assert!(is_old(&st, now + REFRESH_AFTER + Duration::from_secs(5)));
+        assert!(
+            !is_old(&st, UNIX_EPOCH),
+            "a clock before the file never refreshes"
+        );
+    }
+
+    /// A locked file that was unlinked is never returned as held: the blocking
+    /// path sees the mismatch, the fast path the link count.
+    #[test]
+    fn removed_file_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("juju-removed");
+        let fd = open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let st = rustix::fs::fstat(&fd).unwrap();
+        assert_eq!(st.st_nlink, 0);
+        assert!(!names_same_file(&path, &st).unwrap());
+        std::fs::write(&path, b"").unwrap();
+        assert!(
+            !names_same_file(&path, &st).unwrap(),
+            "a new file at the path"
+        );
+        let fresh = rustix::fs::fstat(open(&path).unwrap()).unwrap();
+        assert!(names_same_file(&path, &fresh).unwrap());
     }
 }
