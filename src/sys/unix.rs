@@ -356,8 +356,8 @@ fn permission_hint(path: &Path, st: &Stat) -> String {
     } else {
         format!(
             "the file is owned by {owner} with mode {mode:04o} and this process runs as uid \
-             {me}: another user holds this name; use another name or TMPDIR, run as that \
-             user, or have it remove the file"
+             {me}: another user made this lock file; use another name or TMPDIR, run as \
+             that user, or have that user (or root) remove the file"
         )
     }
 }
