@@ -1,0 +1,211 @@
+//! Fault 9, fork without exec. flock(2) locks belong to the open file
+//! description, which a child forked without exec shares. The documented
+//! rule (see `Releaser`): the acquiring process owns the mutex. Its release
+//! frees the mutex even while forked children live; the guard's copy in a
+//! child never releases the parent's hold; a parent that exits without
+//! releasing leaves the mutex to its children. The legacy socket is only
+//! closed, so it stays bound while a child keeps a copy.
+
+mod common;
+mod faults;
+
+use std::io::BufRead;
+use std::path::Path;
+use std::time::Duration;
+
+use common::unique_name;
+use faults::{say, spawn, Child, Opts, LIMIT};
+use machine_mutex::{lock_file_path, Error, Releaser, Spec};
+
+#[test]
+#[ignore = "runs only as a child process of the other tests"]
+fn child_process_entry() {
+    let role = std::env::var("MM_TEST_ROLE").expect("MM_TEST_ROLE");
+    let name = std::env::var("MM_TEST_NAME").expect("MM_TEST_NAME");
+    match role.as_str() {
+        "fork-holder" => fork_holder(&name),
+        other => {
+            if !faults::run_role(other, &name) {
+                common::child_main();
+            }
+        }
+    }
+}
+
+/// Role `fork-holder`: acquires, forks a child that never execs
+/// (`MM_FORK_MODE=drop`: the child first drops its copy of the guard), and
+/// prints `forked CHILD_PID` once the child is set. Then obeys stdin lines:
+/// `release` releases the guard (prints `released`), `exit` exits at once
+/// without releasing.
+fn fork_holder(name: &str) {
+    let mut guard: Option<Releaser> = Some(faults::child_spec(name).acquire().expect("acquire"));
+    let drop_in_child = std::env::var("MM_FORK_MODE").as_deref() == Ok("drop");
+    let mut ack = [0 as libc::c_int; 2];
+    // SAFETY: pipe writes two descriptors into the array.
+    assert_eq!(unsafe { libc::pipe(ack.as_mut_ptr()) }, 0);
+    // SAFETY: after fork the child only makes async-signal-safe calls
+    // (dropping the guard: getpid and close; write; pause) and never returns.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        if drop_in_child {
+            drop(guard.take());
+        }
+        // SAFETY: async-signal-safe calls on descriptors this process owns.
+        unsafe {
+            libc::write(ack[1], b"x".as_ptr().cast(), 1);
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    assert!(pid > 0, "fork failed");
+    let mut byte = [0u8];
+    // SAFETY: reads one byte into a live buffer; closes the pipe afterwards.
+    unsafe {
+        libc::close(ack[1]);
+        assert_eq!(libc::read(ack[0], byte.as_mut_ptr().cast(), 1), 1);
+        libc::close(ack[0]);
+    }
+    say(&format!("forked {pid}"));
+    for line in std::io::stdin().lock().lines() {
+        match line.unwrap().trim() {
+            "release" => {
+                guard.take().unwrap().release().unwrap();
+                say("released");
+            }
+            "exit" => std::process::exit(0),
+            other => panic!("unknown command {other}"),
+        }
+    }
+}
+
+/// The forked child of a `fork-holder`, killed when dropped.
+struct Forked(i32);
+
+impl Forked {
+    fn start(name: &str, mode: &str, legacy: bool) -> (Child, Forked) {
+        let mut holder = spawn(
+            "fork-holder",
+            name,
+            Opts::default()
+                .env("MM_FORK_MODE", mode.to_owned())
+                .env("MM_TEST_LEGACY", if legacy { "1" } else { "0" }),
+        );
+        let pid = holder.expect_line("forked").parse().unwrap();
+        (holder, Forked(pid))
+    }
+
+    /// Whether the child has a descriptor open on `path`.
+    fn has_open(&self, path: &Path) -> bool {
+        std::fs::read_dir(format!("/proc/{}/fd", self.0))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .any(|target| target == path)
+    }
+
+    fn alive(&self) -> bool {
+        faults::runs_user_code(self.0 as u32)
+    }
+}
+
+impl Drop for Forked {
+    fn drop(&mut self) {
+        // SAFETY: sends a signal to the grandchild this test started.
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
+}
+
+fn try_flock(name: &str) -> Result<Releaser, Error> {
+    Spec::new(name).with_legacy_socket(false).try_acquire()
+}
+
+/// The holder releases while its forked child lives with a copy of the
+/// descriptor: the mutex is free at once (the release unlocks explicitly).
+#[test]
+fn release_frees_the_mutex_while_a_forked_child_lives() {
+    let name = unique_name("fork-release");
+    let (mut holder, forked) = Forked::start(&name, "idle", false);
+    assert!(
+        forked.has_open(&lock_file_path(&name)),
+        "the child shares it"
+    );
+    assert!(matches!(try_flock(&name), Err(Error::WouldBlock)));
+    holder.send("release");
+    holder.expect_line("released");
+    assert!(forked.alive() && forked.has_open(&lock_file_path(&name)));
+    drop(try_flock(&name).expect("free although the forked child keeps its copy"));
+    drop(forked);
+    assert!(holder.finish().success());
+}
+
+/// The forked child drops its copy of the guard: that closes its descriptor
+/// only, and the parent still holds the mutex until it releases.
+#[test]
+fn a_forked_childs_guard_never_releases_the_parent() {
+    let name = unique_name("fork-drop");
+    let (mut holder, forked) = Forked::start(&name, "drop", false);
+    assert!(
+        !forked.has_open(&lock_file_path(&name)),
+        "the child closed its copy"
+    );
+    assert!(
+        matches!(try_flock(&name), Err(Error::WouldBlock)),
+        "still held by the parent"
+    );
+    holder.send("release");
+    holder.expect_line("released");
+    drop(try_flock(&name).expect("free after the parent's release"));
+    drop(forked);
+    assert!(holder.finish().success());
+}
+
+/// The parent exits without releasing: the forked child's copy keeps the
+/// mutex held (this is how a parent hands it to a child) until the child
+/// ends.
+#[test]
+fn a_parent_that_exits_leaves_the_mutex_to_its_child() {
+    let name = unique_name("fork-exit");
+    let (mut holder, forked) = Forked::start(&name, "idle", false);
+    holder.send("exit");
+    assert!(holder.finish().success());
+    assert!(forked.alive());
+    assert!(
+        matches!(try_flock(&name), Err(Error::WouldBlock)),
+        "the child keeps it"
+    );
+    drop(forked);
+    drop(
+        Spec::new(&name)
+            .with_legacy_socket(false)
+            .with_timeout(LIMIT)
+            .acquire()
+            .expect("free once the child is gone"),
+    );
+}
+
+/// With the legacy socket (Linux default): the release frees the flock at
+/// once, but the socket name stays bound while the forked child keeps its
+/// copy (a socket cannot be unbound for all copies), so legacy-socket users
+/// wait until the child ends (documented: turn the socket off in programs
+/// that fork while holding).
+#[test]
+fn legacy_socket_stays_bound_while_a_forked_child_lives() {
+    let name = unique_name("fork-legacy");
+    let (mut holder, forked) = Forked::start(&name, "idle", true);
+    holder.send("release");
+    holder.expect_line("released");
+    drop(try_flock(&name).expect("the flock is free"));
+    assert!(
+        matches!(Spec::new(&name).try_acquire(), Err(Error::WouldBlock)),
+        "the socket is still bound by the child's copy"
+    );
+    drop(forked);
+    drop(
+        Spec::new(&name)
+            .with_delay(Duration::from_millis(5))
+            .with_timeout(LIMIT)
+            .acquire()
+            .expect("free once the child is gone"),
+    );
+    assert!(holder.finish().success());
+}
