@@ -7,6 +7,7 @@
 //! hour, so that an age-based cleaner (here the real systemd-tmpfiles)
 //! leaves a lock in regular use alone. The remaining hole, a removal while
 //! the mutex is held, is shown as it is.
+#![cfg(target_os = "linux")] // /proc, abstract sockets, Linux errno texts
 
 mod common;
 mod faults;

@@ -5,6 +5,7 @@
 //! child never releases the parent's hold; a parent that exits without
 //! releasing leaves the mutex to its children. The legacy socket is only
 //! closed, so it stays bound while a child keeps a copy.
+#![cfg(target_os = "linux")] // /proc, abstract sockets, Linux errno texts
 
 mod common;
 mod faults;

@@ -1,6 +1,7 @@
 //! Fault 1, killed holders: processes holding or waiting for the mutex are
 //! killed with SIGKILL at random moments; the mutex is always acquirable
 //! afterwards and never has two holders.
+#![cfg(target_os = "linux")] // /proc, abstract sockets, Linux errno texts
 
 mod common;
 mod faults;

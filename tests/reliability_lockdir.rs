@@ -2,6 +2,7 @@
 //! writable, on a read-only mount, or empty. Each acquisition (also one
 //! without a timeout) ends at once with an error naming the path and the
 //! cause, in a child that exits normally: no panic, no hang.
+#![cfg(target_os = "linux")] // /proc, abstract sockets, Linux errno texts
 
 mod common;
 mod faults;

@@ -4,6 +4,7 @@
 //! acquisitions of a held name leave the descriptor and thread counts where
 //! they were. Each check runs in a child process of its own, so the counts
 //! see no other test's threads or files.
+#![cfg(target_os = "linux")] // /proc, abstract sockets, Linux errno texts
 
 mod common;
 mod faults;

@@ -2,6 +2,7 @@
 //! was installed without SA_RESTART receives signals at a high rate, on every
 //! thread, including the one blocked in flock(2). Acquisition still succeeds,
 //! never reports EINTR, and the timeout and cancel still hold.
+#![cfg(target_os = "linux")] // /proc, abstract sockets, Linux errno texts
 
 mod common;
 mod faults;

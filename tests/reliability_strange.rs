@@ -3,6 +3,7 @@
 //! file with mode 0000. Each gives a clear error at once (also to an
 //! acquisition without timeout: nothing blocks) or locks correctly. A
 //! symbolic link is never followed (see RELIABILITY.md, "symlink policy").
+#![cfg(target_os = "linux")] // /proc, abstract sockets, Linux errno texts
 
 mod common;
 mod faults;

@@ -4,6 +4,7 @@
 //! and `fs.protected_regular=2` with another user's file in a sticky
 //! directory. Each case works, or fails at once with an error naming the
 //! path, the owner and what to do.
+#![cfg(target_os = "linux")] // /proc, abstract sockets, Linux errno texts
 
 mod common;
 mod faults;
