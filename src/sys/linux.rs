@@ -4,14 +4,20 @@
 //! another process has it bound; the kernel frees the name when the socket
 //! closes, also when its process dies. Abstract names are per network
 //! namespace.
+//!
+//! Also the Linux fork watch ([`fork_stamp`], [`sharing_since`]): fork
+//! handlers registered with `pthread_atfork(3)` keep two counters, so a
+//! release learns without a system call whether the process has forked.
 
 use std::os::unix::io::OwnedFd;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Once;
 
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
-use super::LegacyBackend;
+use super::{ForkStamp, LegacyBackend, Sharing};
 use crate::{legacy_socket_name, Error, LEGACY_SOCKET_PREFIX as SOCKET_PREFIX};
 
 /// A bound legacy socket; dropping it closes the socket and frees the name.
@@ -51,4 +57,51 @@ impl LegacyBackend for LegacySocket {
 /// The socket name as `/proc/net/unix` shows it: `@` for the NUL byte.
 fn display_name(name: &str) -> PathBuf {
     PathBuf::from(legacy_socket_name(name))
+}
+
+/// Set (for good) before this process first forks.
+static FORKED: AtomicBool = AtomicBool::new(false);
+/// Which process this is in the fork tree: bumped in each forked child.
+static GENERATION: AtomicU32 = AtomicU32::new(0);
+static WATCH: Once = Once::new();
+
+/// `pthread_atfork` prepare handler: runs in the forking thread before the
+/// fork, so a release that starts afterwards in the parent sees it.
+extern "C" fn before_fork() {
+    FORKED.store(true, Ordering::SeqCst);
+}
+
+/// `pthread_atfork` child handler: the child is a new generation, so the
+/// guards it inherited are not its own.
+extern "C" fn in_child() {
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Stamps a lock being taken, registering the fork handlers first (once per
+/// process). Forks through `fork(3)` (also `std::process::Command` when it
+/// forks) run the handlers; a raw `clone`/`vfork` system call does not,
+/// which leaves the plain close-on-release behaviour of flock(2).
+pub(crate) fn fork_stamp() -> ForkStamp {
+    WATCH.call_once(|| {
+        // SAFETY: registers two handlers that only touch atomics (so are
+        // async-signal-safe, as handlers run in a child of a multithreaded
+        // process must be) and live for the whole program. If registration
+        // fails (ENOMEM), forks go unnoticed: release just closes, which is
+        // the plain flock(2) behaviour.
+        unsafe {
+            libc::pthread_atfork(Some(before_fork), None, Some(in_child));
+        }
+    });
+    ForkStamp(GENERATION.load(Ordering::SeqCst))
+}
+
+/// What a release of a lock stamped `stamp` must do (see [`Sharing`]).
+pub(crate) fn sharing_since(stamp: ForkStamp) -> Sharing {
+    if GENERATION.load(Ordering::SeqCst) != stamp.0 {
+        Sharing::Inherited
+    } else if FORKED.load(Ordering::SeqCst) {
+        Sharing::MaybeShared
+    } else {
+        Sharing::Sole
+    }
 }

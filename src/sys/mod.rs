@@ -20,10 +20,12 @@ pub(crate) use self::unix::{temp_dir, LockFile};
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
-pub(crate) use self::linux::LegacySocket;
+pub(crate) use self::linux::{fork_stamp, sharing_since, LegacySocket};
 
 #[cfg(all(unix, not(target_os = "linux")))]
 pub(crate) use self::no_legacy::LegacySocket;
+#[cfg(all(unix, not(target_os = "linux")))]
+pub(crate) use self::portable_fork::{fork_stamp, sharing_since};
 
 #[cfg(not(unix))]
 compile_error!("machine-mutex supports Unix (flock) and Windows (named mutex) only");
@@ -45,6 +47,28 @@ pub(crate) trait LockBackend: Sized + Send + 'static {
 pub(crate) trait LegacyBackend: Sized + Send + Sync + 'static {
     /// Takes it without waiting: `Ok(None)` when another process has it.
     fn try_bind(name: &str) -> Result<Option<Self>, Error>;
+}
+
+/// Recorded when a lock is taken, to tell at release whether the descriptor
+/// may be shared with children forked since (see [`Sharing`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ForkStamp(u32);
+
+/// What a release finds about forks since the lock was taken.
+///
+/// The contract of `fork_stamp() -> ForkStamp` and
+/// `sharing_since(ForkStamp) -> Sharing` (one pair per platform):
+/// both are async-signal-safe, and on Linux neither makes a system call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sharing {
+    /// This process took the lock and has not forked: closing releases it.
+    Sole,
+    /// This process took the lock and has forked (since, or at all): a
+    /// child may share the descriptor, so release must unlock explicitly.
+    MaybeShared,
+    /// This is a forked child holding an inherited copy: release must only
+    /// close it, never unlock the parent's lock.
+    Inherited,
 }
 
 /// Everything one acquisition holds; dropping it releases all of it.
@@ -85,6 +109,27 @@ mod no_legacy {
     impl LegacyBackend for LegacySocket {
         fn try_bind(_name: &str) -> Result<Option<Self>, Error> {
             Ok(Some(LegacySocket))
+        }
+    }
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+mod portable_fork {
+    //! Fork detection by process id, where the libc crate offers no
+    //! `pthread_atfork`: one `getpid` at acquisition and one at release, and
+    //! the acquiring process always unlocks explicitly.
+
+    use super::{ForkStamp, Sharing};
+
+    pub(crate) fn fork_stamp() -> ForkStamp {
+        ForkStamp(rustix::process::getpid().as_raw_nonzero().get() as u32)
+    }
+
+    pub(crate) fn sharing_since(stamp: ForkStamp) -> Sharing {
+        if fork_stamp() == stamp {
+            Sharing::MaybeShared
+        } else {
+            Sharing::Inherited
         }
     }
 }

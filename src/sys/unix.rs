@@ -20,9 +20,12 @@
 //! - **Sticky temp dirs.** An existing file is opened without `O_CREAT`
 //!   (`fs.protected_regular`), a missing one is created with `O_EXCL`.
 //! - **fork without exec.** flock(2) locks belong to the open file
-//!   description, which a forked child shares. Releasing in the process that
-//!   acquired unlocks explicitly (`LOCK_UN`), so the mutex is free even while
-//!   such a child lives; dropping the guard in the child only closes its copy.
+//!   description, which a forked child shares. Once the process has forked,
+//!   releasing in the process that acquired unlocks explicitly (`LOCK_UN`),
+//!   so the mutex is free even while such a child lives; dropping the guard
+//!   in the child only closes its copy. Forks are noticed without a system
+//!   call per acquisition ([`fork_stamp`](super::fork_stamp)): a process
+//!   that never forks releases with one `close`, as before.
 
 use std::io;
 use std::os::unix::io::OwnedFd;
@@ -31,9 +34,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{FileType, FlockOperation, Mode, OFlags, Stat, Timespec, Timestamps};
 use rustix::io::Errno;
-use rustix::process::Pid;
 
-use super::LockBackend;
+use super::{fork_stamp, sharing_since, ForkStamp, LockBackend, Sharing};
 use crate::environment::sudo_owner;
 use crate::{Environment, Error};
 
@@ -58,13 +60,13 @@ pub(crate) fn temp_dir() -> PathBuf {
 }
 
 /// An open lock file on which this process holds `flock(LOCK_EX)`.
-/// Dropping it releases the lock: `LOCK_UN` in the process that took it,
-/// then close.
+/// Dropping it releases the lock: close, preceded by `LOCK_UN` in the
+/// process that took it once that process has forked.
 #[derive(Debug)]
 pub(crate) struct LockFile {
     fd: OwnedFd,
-    /// The process that took the lock; only it unlocks explicitly.
-    owner: Pid,
+    /// Which process took the lock, and whether it had forked.
+    stamp: ForkStamp,
 }
 
 impl Drop for LockFile {
@@ -73,9 +75,12 @@ impl Drop for LockFile {
         // closing would release the lock only once they all closed it. So the
         // acquiring process unlocks it for all of them. A copy of the guard
         // dropped in such a child must not take the lock from the parent: it
-        // only closes. Both paths are async-signal-safe (getpid, flock, close).
-        if rustix::process::getpid() == self.owner {
-            let _ = rustix::fs::flock(&self.fd, FlockOperation::Unlock);
+        // only closes. Async-signal-safe either way (atomics, flock, close).
+        match sharing_since(self.stamp) {
+            Sharing::MaybeShared => {
+                let _ = rustix::fs::flock(&self.fd, FlockOperation::Unlock);
+            }
+            Sharing::Sole | Sharing::Inherited => {}
         }
     }
 }
@@ -136,7 +141,7 @@ impl LockFile {
     fn new(fd: OwnedFd) -> LockFile {
         LockFile {
             fd,
-            owner: rustix::process::getpid(),
+            stamp: fork_stamp(),
         }
     }
 
