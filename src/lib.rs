@@ -21,9 +21,13 @@
 //!
 //! - **Unix** (Linux, macOS): `flock(LOCK_EX)` on `<temp dir>/juju-NAME`
 //!   ([`lock_file_path`]), the file the Go package uses, so Go and Rust
-//!   processes exclude each other. The file is opened create + read-only +
-//!   close-on-exec with mode 0600, and under sudo given to
-//!   `SUDO_UID`/`SUDO_GID`.
+//!   processes exclude each other. The file is opened read-only and
+//!   close-on-exec (created with mode 0600 when missing), and under sudo
+//!   given to `SUDO_UID`/`SUDO_GID`. Unlike the Go package it never follows
+//!   a symbolic link there, accepts only a regular file, checks after
+//!   locking that the path still names the locked file (a temp-dir cleaner
+//!   may have removed it), and refreshes timestamps older than an hour so
+//!   that such cleaners leave a lock in use alone (RELIABILITY.md).
 //! - **Linux** also binds the abstract Unix socket
 //!   `\0/var/lib/juju/mutex-/NAME`, as juju/mutex v1 did, polling every
 //!   [`Spec::delay`] while another process has it

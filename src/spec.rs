@@ -208,7 +208,14 @@ impl Spec {
     ///
     /// # Unix
     /// Takes `flock(LOCK_EX)` on [`lock_file_path`]`(name)`, created if
-    /// missing with mode 0600 (and, under sudo, given to `SUDO_UID`/`SUDO_GID`).
+    /// missing with mode 0600. Under sudo (`SUDO_COMMAND`, `SUDO_UID`,
+    /// `SUDO_GID` set, as in the Go package) a lock file that this process
+    /// owns and that has a single link is given to `SUDO_UID`/`SUDO_GID`.
+    /// A symbolic link, directory, FIFO or device at the path is an
+    /// [`Error::Io`] (never followed, never blocked on); so is a file of
+    /// another user that this one may not read, with a hint naming its
+    /// owner and mode. If the file was removed or replaced while this
+    /// acquisition waited, it starts over on the file now at the path.
     ///
     /// # Linux
     /// Then binds the legacy abstract socket unless turned off
