@@ -182,3 +182,29 @@ fn kernel_waiter(path: PathBuf, env: Arc<dyn Environment>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Error, Spec};
+    use std::time::Duration;
+
+    /// Rule 5: an uncontended acquisition locks in the caller's thread (no
+    /// kernel waiter is started); a contended one starts exactly one.
+    /// This is the only unit test that acquires, so the counter is ours.
+    #[test]
+    fn only_contention_starts_a_kernel_waiter() {
+        let name = format!("unit-fast-{}", std::process::id());
+        let before = kernel_waiters_started();
+        for _ in 0..100 {
+            let guard = Spec::new(&name).acquire().unwrap();
+            drop(guard);
+        }
+        assert_eq!(kernel_waiters_started(), before);
+        let held = Spec::new(&name).acquire().unwrap();
+        let spec = Spec::new(&name).with_timeout(Duration::from_millis(1));
+        assert!(matches!(spec.acquire(), Err(Error::Timeout)));
+        assert_eq!(kernel_waiters_started(), before + 1);
+        drop(held);
+    }
+}
