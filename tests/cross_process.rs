@@ -30,7 +30,10 @@ fn lock_held_by_other_process_blocks_until_release() {
     let mut holder = spawn_child("hold", &name, &[("MM_TEST_EVENTS", ev_str)]);
     holder.expect_line("locked");
     // Held elsewhere: a try in this process sees it at once.
-    assert!(matches!(Spec::new(&name).try_acquire(), Err(Error::WouldBlock)));
+    assert!(matches!(
+        Spec::new(&name).try_acquire(),
+        Err(Error::WouldBlock)
+    ));
     let mut waiter = spawn_child("acquire", &name, &[("MM_TEST_EVENTS", ev_str)]);
     waiter.expect_line("started");
     holder.release();
@@ -55,7 +58,10 @@ fn holder_killed_frees_lock() {
     let waiter = std::thread::spawn(move || spec.acquire().map(drop));
     holder.child.kill().unwrap(); // SIGKILL
     holder.child.wait().unwrap();
-    waiter.join().unwrap().expect("acquired after the holder was killed");
+    waiter
+        .join()
+        .unwrap()
+        .expect("acquired after the holder was killed");
 }
 
 /// Rule 9, Go `TestMutexNotInherited`: the lock descriptor is close-on-exec,
@@ -71,7 +77,9 @@ fn lock_not_inherited_across_exec() {
     assert!(holder.finish().0.success());
     let alive = std::path::Path::new(&format!("/proc/{sleeper_pid}")).exists();
     let got = Spec::new(&name).try_acquire();
-    let _ = std::process::Command::new("kill").arg(sleeper_pid.to_string()).status();
+    let _ = std::process::Command::new("kill")
+        .arg(sleeper_pid.to_string())
+        .status();
     assert!(alive, "the exec'd child must still run during the check");
     got.expect("the exec'd child does not hold the lock");
 }
@@ -102,7 +110,11 @@ fn multi_process_stress() {
     for child in children {
         assert!(child.finish().0.success());
     }
-    let total: usize = std::fs::read_to_string(&counter).unwrap().trim().parse().unwrap();
+    let total: usize = std::fs::read_to_string(&counter)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(total, PROCS * ITERS);
     assert!(
         !counter.with_extension("overlaps").exists(),
@@ -141,7 +153,10 @@ fn sudo_chown_through_environment() {
         ("SUDO_GID", "4343"),
     ]);
     let mine = tempfile::tempfile().unwrap().metadata().unwrap();
-    let guard = Spec::new(&name).with_environment(env).acquire().expect("chown failure never fails acquire");
+    let guard = Spec::new(&name)
+        .with_environment(env)
+        .acquire()
+        .expect("chown failure never fails acquire");
     let meta = std::fs::metadata(&path).unwrap();
     if mine.uid() == 0 {
         assert_eq!((meta.uid(), meta.gid()), (4242, 4343));
@@ -151,9 +166,16 @@ fn sudo_chown_through_environment() {
     drop(guard);
     // Without SUDO_COMMAND (empty), nothing is changed.
     let name = unique_name("nosudo");
-    let env = FixedEnvironment::new([("SUDO_COMMAND", ""), ("SUDO_UID", "4242"), ("SUDO_GID", "4343")]);
+    let env = FixedEnvironment::new([
+        ("SUDO_COMMAND", ""),
+        ("SUDO_UID", "4242"),
+        ("SUDO_GID", "4343"),
+    ]);
     let _guard = Spec::new(&name).with_environment(env).acquire().unwrap();
-    assert_eq!(std::fs::metadata(lock_file_path(&name)).unwrap().uid(), mine.uid());
+    assert_eq!(
+        std::fs::metadata(lock_file_path(&name)).unwrap().uid(),
+        mine.uid()
+    );
 }
 
 /// Rule 3: an I/O error names the lock file and the OS error, with a hint:
@@ -171,7 +193,10 @@ fn io_error_names_the_path() {
     let line = child.expect_line("error");
     assert!(line.starts_with("cannot create lock file"), "{line}");
     assert!(line.contains(&missing.display().to_string()), "{line}");
-    assert!(line.contains("No such file or directory (os error 2)"), "{line}");
+    assert!(
+        line.contains("No such file or directory (os error 2)"),
+        "{line}"
+    );
     assert!(line.contains("does not exist; check TMPDIR"), "{line}");
 }
 
@@ -181,7 +206,9 @@ fn io_error_names_the_path() {
 fn permission_error_names_the_owner() {
     let mine = tempfile::tempfile().unwrap().metadata().unwrap();
     if mine.uid() == 0 {
-        eprintln!("skipped: root bypasses file permissions (the reliability suite covers other users)");
+        eprintln!(
+            "skipped: root bypasses file permissions (the reliability suite covers other users)"
+        );
         return;
     }
     let name = unique_name("eacces");
@@ -191,6 +218,9 @@ fn permission_error_names_the_owner() {
     let err = Spec::new(&name).try_acquire().unwrap_err();
     let _ = std::fs::remove_file(&path);
     let text = err.to_string();
-    assert!(text.contains(&format!("owned by uid {}", mine.uid())), "{text}");
+    assert!(
+        text.contains(&format!("owned by uid {}", mine.uid())),
+        "{text}"
+    );
     assert!(text.contains("by root without sudo"), "{text}");
 }

@@ -36,7 +36,10 @@ fn listed_in_proc_net_unix(name: &str) -> bool {
 #[test]
 fn socket_bound_while_held_and_free_after_release() {
     let name = unique_name("sock-held");
-    assert_eq!(legacy_socket_name(&name), format!("@/var/lib/juju/mutex-/{name}"));
+    assert_eq!(
+        legacy_socket_name(&name),
+        format!("@/var/lib/juju/mutex-/{name}")
+    );
     let mut guard = Spec::new(&name).acquire().unwrap();
     assert!(listed_in_proc_net_unix(&name));
     let err = bind_v1(&name).unwrap_err();
@@ -50,7 +53,10 @@ fn socket_bound_while_held_and_free_after_release() {
 #[test]
 fn legacy_socket_can_be_turned_off() {
     let name = unique_name("sock-off");
-    let _guard = Spec::new(&name).with_legacy_socket(false).acquire().unwrap();
+    let _guard = Spec::new(&name)
+        .with_legacy_socket(false)
+        .acquire()
+        .unwrap();
     assert!(!listed_in_proc_net_unix(&name));
     drop(bind_v1(&name).expect("not bound"));
 }
@@ -72,8 +78,16 @@ fn pre_bound_socket_times_out_and_releases_flock() {
         clock.advance(Duration::from_secs(1));
     }
     assert!(matches!(waiter.join().unwrap(), Err(Error::Timeout)));
-    drop(Spec::new(&name).with_legacy_socket(false).try_acquire().expect("flock released"));
-    assert!(matches!(Spec::new(&name).try_acquire(), Err(Error::WouldBlock)));
+    drop(
+        Spec::new(&name)
+            .with_legacy_socket(false)
+            .try_acquire()
+            .expect("flock released"),
+    );
+    assert!(matches!(
+        Spec::new(&name).try_acquire(),
+        Err(Error::WouldBlock)
+    ));
 }
 
 /// A pre-bound socket makes acquire wait, polling every delay; it gets the
@@ -83,7 +97,9 @@ fn pre_bound_socket_waits_until_closed() {
     let name = unique_name("sock-wait");
     let v1 = bind_v1(&name).unwrap();
     let clock = ManualClock::new();
-    let spec = Spec::new(&name).with_clock(clock.clone()).with_delay(Duration::from_millis(10));
+    let spec = Spec::new(&name)
+        .with_clock(clock.clone())
+        .with_delay(Duration::from_millis(10));
     let waiter = thread::spawn(move || spec.acquire().map(|g| g.is_held()));
     // Two polls that find the socket still bound.
     for _ in 0..2 {
@@ -103,10 +119,17 @@ fn pre_bound_socket_wait_can_be_cancelled() {
     let _v1 = bind_v1(&name).unwrap();
     let clock = ManualClock::new();
     let token = CancelToken::new();
-    let spec = Spec::new(&name).with_clock(clock.clone()).with_cancel(token.clone());
+    let spec = Spec::new(&name)
+        .with_clock(clock.clone())
+        .with_cancel(token.clone());
     let waiter = thread::spawn(move || spec.acquire().map(drop));
     assert!(clock.wait_for_waiters(1, LIMIT));
     token.cancel();
     assert!(matches!(waiter.join().unwrap(), Err(Error::Cancelled)));
-    drop(Spec::new(&name).with_legacy_socket(false).try_acquire().expect("flock released"));
+    drop(
+        Spec::new(&name)
+            .with_legacy_socket(false)
+            .try_acquire()
+            .expect("flock released"),
+    );
 }
