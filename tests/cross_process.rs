@@ -81,7 +81,7 @@ fn lock_not_inherited_across_exec() {
         .arg(sleeper_pid.to_string())
         .status();
     assert!(alive, "the exec'd child must still run during the check");
-    got.expect("the exec'd child does not hold the lock");
+    drop(got.expect("the exec'd child does not hold the lock"));
 }
 
 /// Rule 4: 4 processes x 250 acquisitions increment one counter file inside
