@@ -65,22 +65,30 @@ pub(crate) fn kernel_waiters_started() -> usize {
     KERNEL_WAITERS_STARTED.load(Ordering::Relaxed)
 }
 
-/// The fast path: locks without waiting, in the caller's thread, unless
-/// waiters of this process are already queued for `path` (then they go
-/// first and this returns `Ok(None)`).
+/// The fast path: locks without waiting, in the caller's thread, when no
+/// kernel waiter of this process runs for `path`. Returns `Ok(None)` when
+/// the caller must wait or give up instead:
 ///
-/// After every waiter gave up, the kernel waiter still sleeps in flock; when
-/// the holder releases, it holds the lock for the instant it takes to see
-/// the empty queue and release it. A `try_acquire` in that instant sees the
-/// mutex held, as it would if any other process had taken it.
-pub(crate) fn try_lock(path: &Path, env: &dyn Environment) -> Result<Option<LockFile>, Error> {
-    let queued = {
+/// - waiters of this process are queued for `path`: they go first;
+/// - a kernel waiter runs whose waiters all gave up (it still sleeps in
+///   flock) and the caller will wait (`wait`): it joins that kernel waiter's
+///   queue rather than racing it, so the kernel waiter's next grant goes to
+///   a caller instead of being taken and dropped after someone else's release.
+///
+/// A non-waiting caller facing such an idle kernel waiter tries the lock
+/// itself; if it wins, the kernel waiter still takes the lock for an instant
+/// after that caller releases, then releases it and ends.
+pub(crate) fn try_lock(
+    path: &Path,
+    env: &dyn Environment,
+    wait: bool,
+) -> Result<Option<LockFile>, Error> {
+    let must_queue = {
         let mut guard = queues();
         let queue = guard.as_mut().and_then(|q| q.get(path));
         match queue.map(|queue| (queue.pid, queue.waiters.is_empty())) {
             None => false,
-            // A kernel waiter whose waiters all gave up does not block the fast path.
-            Some((pid, no_waiters)) if pid == std::process::id() => !no_waiters,
+            Some((pid, idle)) if pid == std::process::id() => wait || !idle,
             Some(_) => {
                 // Inherited through fork: the kernel waiter is the parent's.
                 if let Some(q) = guard.as_mut() {
@@ -90,7 +98,7 @@ pub(crate) fn try_lock(path: &Path, env: &dyn Environment) -> Result<Option<Lock
             }
         }
     };
-    if queued {
+    if must_queue {
         return Ok(None);
     }
     LockFile::try_lock(path, env)
@@ -168,16 +176,14 @@ fn kernel_waiter(path: PathBuf, env: Arc<dyn Environment>) {
             *slot.outcome.lock().unwrap_or_else(PoisonError::into_inner) = unclaimed.take();
             slot.waiter.notify();
         }
-        let done = queue.waiters.is_empty();
-        if done {
+        if queue.waiters.is_empty() {
+            // Nobody else waits: release what nobody claimed, then retire,
+            // both before a newcomer can see this queue again, so that no
+            // newcomer finds the lock held by a kernel waiter that is leaving.
+            drop(unclaimed);
             if let Some(q) = guard.as_mut() {
                 q.remove(&path);
             }
-        }
-        drop(guard);
-        // Nobody wanted it: dropping the lock file releases the lock.
-        drop(unclaimed);
-        if done {
             return;
         }
     }

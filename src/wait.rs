@@ -22,7 +22,7 @@ pub(crate) fn acquire(spec: &Spec, wait: bool) -> Result<Releaser, Error> {
     let path = lock_file_path(spec.name());
     // Made only when the caller has to sleep: the fast path allocates nothing more.
     let mut waiter = None;
-    let file = match handoff::try_lock(&path, spec.environment())? {
+    let file = match handoff::try_lock(&path, spec.environment(), wait)? {
         Some(file) => file,
         None if !wait => return Err(Error::WouldBlock),
         None => handoff::wait(

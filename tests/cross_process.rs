@@ -54,7 +54,10 @@ fn holder_killed_frees_lock() {
     let name = unique_name("killed");
     let mut holder = spawn_child("hold", &name, &[]);
     holder.expect_line("locked");
-    assert!(matches!(Spec::new(&name).try_acquire(), Err(Error::WouldBlock)));
+    assert!(matches!(
+        Spec::new(&name).try_acquire(),
+        Err(Error::WouldBlock)
+    ));
     let spec = Spec::new(&name).with_timeout(LIMIT);
     let waiter = std::thread::spawn(move || spec.acquire().map(drop));
     holder.child.kill().unwrap(); // SIGKILL

@@ -17,17 +17,24 @@ use std::time::Duration;
 
 use machine_mutex::Spec;
 
-/// A name no other test (or test run) uses: `t-TAG-PID-N`, cut to 40 bytes.
+/// A name no other test, test run or concurrent checkout uses:
+/// `t-TAG-PID-N-TIME` (TIME: low bits of the clock in hex), at most 40 bytes.
 pub fn unique_name(tag: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() ^ d.as_secs() as u32)
+        .unwrap_or(0);
     let mut tag: String = tag
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .collect();
-    tag.truncate(20);
-    format!("t-{tag}-{pid}-{n}")
+    tag.truncate(12);
+    let name = format!("t-{tag}-{pid}-{n}-{:05x}", nanos & 0xfffff);
+    debug_assert!(name.len() <= machine_mutex::MAX_NAME_LEN);
+    name
 }
 
 /// A running child in some role, its stdin kept open until [`ChildProc::release`].
