@@ -265,11 +265,16 @@ pub fn validate_name(name: &str) -> Result<(), InvalidSpec> {
     Ok(())
 }
 
-/// The lock file of the mutex `name`: `std::env::temp_dir()` joined with
-/// `juju-NAME`, the same file as the Go package (`os.TempDir()`), so `TMPDIR`
-/// is honoured the same way. It does not check the name.
+/// The lock file of the mutex `name`: `juju-NAME` in the temporary
+/// directory, the same file as the Go package. It does not check the name.
 ///
 /// # Unix
+/// The directory follows Go's `os.TempDir()`: `$TMPDIR` when it is set and
+/// not empty, else `/tmp`. (This is not always `std::env::temp_dir()`: that
+/// returns an empty `TMPDIR` as it is, and on macOS falls back to a per-user
+/// directory when `TMPDIR` is unset.) Processes exclude each other only if
+/// they resolve the same file, so all of them must agree on `TMPDIR`.
+///
 /// This file carries the flock. It is never deleted: a process that
 /// unlinked it could let a waiter still blocked on the old inode and a
 /// newcomer that creates a new file both believe they hold the mutex.
@@ -277,7 +282,7 @@ pub fn validate_name(name: &str) -> Result<(), InvalidSpec> {
 /// # Windows
 /// Not used: the mutex is the named kernel object `juju-mutex-NAME`.
 pub fn lock_file_path(name: &str) -> PathBuf {
-    let mut path = std::env::temp_dir();
+    let mut path = crate::sys::temp_dir();
     let mut file = String::with_capacity(5 + name.len());
     file.push_str("juju-");
     file.push_str(name);

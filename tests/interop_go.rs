@@ -26,6 +26,7 @@ use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -103,23 +104,25 @@ fn acquire_in_thread(spec: Spec, events: &Path) -> mpsc::Receiver<Result<Release
 /// Starts this test binary again as a child in `role` (see
 /// [`child_process_entry`]), with stdin and stdout piped like a Go peer.
 fn spawn_rust_role(role: &str, name: &str, env: &[(&str, &OsStr)]) -> GoPeer {
-    let exe = std::env::current_exe().expect("current test binary");
-    let mut all = vec![
-        ("MM_TEST_ROLE", OsStr::new(role)),
-        ("MM_TEST_NAME", OsStr::new(name)),
-    ];
-    all.extend_from_slice(env);
-    GoPeer::spawn(
-        &exe,
-        &[
-            "--ignored",
-            "--exact",
-            "child_process_entry",
-            "--nocapture",
-            "--test-threads=1",
-        ],
-        &all,
-    )
+    GoPeer::spawn_command(rust_role_command(role, name, env))
+}
+
+/// The command of [`spawn_rust_role`], to adjust before starting it.
+fn rust_role_command(role: &str, name: &str, env: &[(&str, &OsStr)]) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().expect("current test binary"));
+    cmd.args([
+        "--ignored",
+        "--exact",
+        "child_process_entry",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("MM_TEST_ROLE", role)
+    .env("MM_TEST_NAME", name);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
 }
 
 /// The result of [`acquire_in_thread`]; fails the test if it takes over [`LIMIT`].
@@ -435,6 +438,45 @@ fn shared_private_tmpdir_excludes_other_tmpdir_does_not() {
     rust.close_stdin();
     rust.skip_to("released");
     assert!(rust.finish().0.success());
+}
+
+/// An empty TMPDIR counts as unset, as in Go's `os.TempDir()`: both sides
+/// lock `/tmp/juju-NAME` (not `juju-NAME` in the working directory).
+#[test]
+fn empty_tmpdir_means_tmp_on_both_sides() {
+    let peer = go_peer_or_skip!();
+    let cwd = tempfile::tempdir().unwrap();
+    let name = unique_name("tmpdir-empty");
+    let empty = [("TMPDIR", OsStr::new(""))];
+
+    let mut cmd = Command::new(&peer);
+    cmd.args(["hold", &name])
+        .env("TMPDIR", "")
+        .current_dir(cwd.path());
+    let mut go = GoPeer::spawn_command(cmd);
+    go.expect_line("waiting");
+    go.expect_line("acquired");
+    let in_tmp = Path::new("/tmp").join(format!("juju-{name}"));
+    assert!(in_tmp.is_file(), "Go locks {}", in_tmp.display());
+
+    let mut cmd = rust_role_command(
+        "acquire",
+        &name,
+        &[empty[0], ("MM_TEST_TIMEOUT_MS", OsStr::new("50"))],
+    );
+    cmd.current_dir(cwd.path());
+    let mut rust = GoPeer::spawn_command(cmd);
+    rust.skip_to("started");
+    assert_eq!(rust.skip_to("error"), "timeout acquiring mutex");
+    assert!(rust.finish().0.success());
+    assert!(
+        std::fs::read_dir(cwd.path()).unwrap().next().is_none(),
+        "nothing created in the working directory"
+    );
+
+    let (status, _) = go.finish();
+    assert!(status.success(), "{status}");
+    let _ = std::fs::remove_file(in_tmp);
 }
 
 /// Linux caveat of item 5: two *Rust* processes with different TMPDIRs still

@@ -1,12 +1,13 @@
 //! The platform boundary: the one place that picks code by operating system.
 //!
-//! - [`unix`] (Linux, macOS, the BSDs): the lock file and its `flock(2)`.
+//! - [`unix`] (Linux, macOS, the BSDs): the lock file and its `flock(2)`,
+//!   and the temporary directory it lives in ([`temp_dir`]).
 //! - [`linux`]: the legacy abstract Unix socket of juju/mutex v1.
 //! - other Unix systems have no legacy socket (`no_legacy` below).
 //!
-//! The rest of the crate sees only [`LockFile`], [`LegacySocket`] and
-//! [`Held`], and relies on the contracts written on [`LockBackend`] and
-//! [`LegacyBackend`].
+//! The rest of the crate sees only [`LockFile`], [`LegacySocket`],
+//! [`Held`] and [`temp_dir`], and relies on the contracts written on
+//! [`LockBackend`] and [`LegacyBackend`].
 
 use std::path::Path;
 
@@ -15,7 +16,7 @@ use crate::{Environment, Error};
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
-pub(crate) use self::unix::LockFile;
+pub(crate) use self::unix::{temp_dir, LockFile};
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -24,6 +25,15 @@ pub(crate) use self::linux::LegacySocket;
 
 #[cfg(all(unix, not(target_os = "linux")))]
 pub(crate) use self::no_legacy::LegacySocket;
+
+/// The temporary directory elsewhere: `std::env::temp_dir()`, which on
+/// Windows is `GetTempPath`, as Go's `os.TempDir()`. (The Windows lock is a
+/// named kernel object; [`lock_file_path`](crate::lock_file_path) only names
+/// a file there.)
+#[cfg(not(unix))]
+pub(crate) fn temp_dir() -> std::path::PathBuf {
+    std::env::temp_dir()
+}
 
 #[cfg(not(unix))]
 compile_error!("machine-mutex supports Unix (flock) and Windows (named mutex) only");

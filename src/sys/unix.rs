@@ -4,7 +4,7 @@
 
 use std::io;
 use std::os::unix::io::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
@@ -36,6 +36,20 @@ impl LockBackend for LockFile {
             Ok(()) => Ok(LockFile { _fd: fd }),
             Err(e) => Err(Error::io("lock", path, e.into())),
         }
+    }
+}
+
+/// The directory of the lock files, by the rule of Go's `os.TempDir()` on
+/// Unix: `$TMPDIR` when it is set and not empty, else `/tmp`.
+///
+/// Not `std::env::temp_dir()`, which differs from Go in two cases: it
+/// returns an empty `$TMPDIR` as it is (a path relative to the working
+/// directory), and on macOS, when `TMPDIR` is unset, it returns the per-user
+/// `confstr(_CS_DARWIN_USER_TEMP_DIR)` directory where Go uses `/tmp`.
+pub(crate) fn temp_dir() -> PathBuf {
+    match std::env::var_os("TMPDIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from("/tmp"),
     }
 }
 

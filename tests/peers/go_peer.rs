@@ -163,19 +163,24 @@ impl GoPeer {
     /// Starts `bin` with `args` and extra environment `env`.
     pub fn spawn(bin: &Path, args: &[&str], env: &[(&str, &OsStr)]) -> GoPeer {
         let mut cmd = Command::new(bin);
-        cmd.args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
+        GoPeer::spawn_command(cmd)
+    }
+
+    /// Starts `cmd` (its stdin, stdout and stderr are set here).
+    pub fn spawn_command(mut cmd: Command) -> GoPeer {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         // `spawn` returns once the child has executed its program (or failed
         // to), so it no longer holds copies of this process's descriptors.
         let mut child = {
             let _spawning = spawning();
             cmd.spawn()
-                .unwrap_or_else(|e| panic!("start peer {} {args:?}: {e}", bin.display()))
+                .unwrap_or_else(|e| panic!("start peer {cmd:?}: {e}"))
         };
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().expect("peer stdout"));
