@@ -19,7 +19,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Set to `1` (CI does) to fail instead of skipping when Go is missing.
@@ -38,27 +38,6 @@ pub const LINE_LIMIT: Duration = Duration::from_secs(60);
 /// The built peer, or why it is unavailable (`Err(skip reason)`); built on
 /// first use. A build failure with Go and the sources present panics.
 static PEER: Mutex<Option<Result<PathBuf, String>>> = Mutex::new(None);
-
-/// Held (shared) while a child process is being started, and exclusively by
-/// [`no_spawns`].
-///
-/// Between fork and exec a child has a copy of every descriptor of the
-/// parent, close-on-exec ones included; a lock file or legacy socket
-/// released by one thread while another thread is starting a child stays
-/// held by that copy until the child executes its program. A test that checks
-/// that a release is visible *at once* holds [`no_spawns`] around the release
-/// and the check.
-static SPAWN: RwLock<()> = RwLock::new(());
-
-fn spawning() -> RwLockReadGuard<'static, ()> {
-    SPAWN.read().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Keeps every child start of this module waiting while held (see [`SPAWN`]).
-/// Do not start a peer while holding it.
-pub fn no_spawns() -> RwLockWriteGuard<'static, ()> {
-    SPAWN.write().unwrap_or_else(|e| e.into_inner())
-}
 
 fn required() -> bool {
     std::env::var(REQUIRE_ENV).as_deref() == Ok("1")
@@ -103,7 +82,6 @@ fn gopath() -> String {
 /// `Err(reason)` when the prerequisites are missing; panics when they are
 /// present and the build fails (a real defect of the peer or the setup).
 fn build() -> Result<PathBuf, String> {
-    let _spawning = spawning();
     match Command::new("go").arg("version").output() {
         Ok(out) if out.status.success() => {}
         Ok(out) => return Err(format!("`go version` failed: {}", out.status)),
@@ -178,7 +156,6 @@ impl GoPeer {
         // `spawn` returns once the child has executed its program (or failed
         // to), so it no longer holds copies of this process's descriptors.
         let mut child = {
-            let _spawning = spawning();
             cmd.spawn()
                 .unwrap_or_else(|e| panic!("start peer {cmd:?}: {e}"))
         };
