@@ -251,7 +251,13 @@ fn rust_holder_times_out_go_then_go_acquires() {
             "go-released",
         ]
     );
-    drop(Spec::new(&name).try_acquire().expect("free at the end"));
+    // Timed, not try_acquire: see go_v2_ignores_v1_socket_rust_respects_both.
+    drop(
+        Spec::new(&name)
+            .with_timeout(LIMIT)
+            .acquire()
+            .expect("free at the end"),
+    );
 }
 
 /// Issue item 3 (Go `TestProcessReleasesWhenDead`, across languages): a Go
