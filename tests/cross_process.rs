@@ -104,10 +104,21 @@ fn multi_process_stress() {
             spawn_child(
                 "stress",
                 &name,
-                &[("MM_TEST_ITERS", &iters), ("MM_TEST_COUNTER", counter_str)],
+                &[
+                    ("MM_TEST_ITERS", &iters),
+                    ("MM_TEST_COUNTER", counter_str),
+                    ("MM_TEST_GATE", "1"),
+                ],
             )
         })
         .collect();
+    // All children are up before any starts, so they really contend.
+    for child in &mut children {
+        child.expect_line("started");
+    }
+    for child in &mut children {
+        child.send_line("go");
+    }
     for child in &mut children {
         child.expect_line("done");
     }

@@ -88,6 +88,13 @@ impl ChildProc {
         }
     }
 
+    /// Writes one line to the child's stdin (for example to open a gate).
+    pub fn send_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("child stdin still open");
+        writeln!(stdin, "{line}").expect("write to child stdin");
+        stdin.flush().expect("flush child stdin");
+    }
+
     /// Closes the child's stdin: a holder releases and exits.
     pub fn release(&mut self) {
         self.stdin.take();
@@ -211,6 +218,11 @@ pub fn child_main() {
             let iters: usize = std::env::var("MM_TEST_ITERS").unwrap().parse().unwrap();
             let counter = env_path("MM_TEST_COUNTER").expect("MM_TEST_COUNTER");
             say("started");
+            if std::env::var_os("MM_TEST_GATE").is_some() {
+                // Wait for the parent's "go", so that all children start together.
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).expect("read gate");
+            }
             for _ in 0..iters {
                 let guard = child_spec(&name).acquire().expect("stress acquire");
                 stress_step(&counter);
