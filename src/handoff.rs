@@ -103,32 +103,91 @@ pub(crate) fn wait(
     env: Arc<dyn Environment>,
     waiter: &Waiter<'_>,
 ) -> Result<LockFile, Error> {
-    let slot = Arc::new(Slot {
-        outcome: Mutex::new(None),
-        waiter: waiter.wakeup().clone(),
-    });
-    enqueue(path, env, &slot)?;
+    let ticket = Ticket::enqueue(path, env, waiter.wakeup())?;
     loop {
-        if let Some(outcome) = slot.take() {
+        if let Some(outcome) = ticket.take() {
             return outcome;
         }
         if let Err(give_up) = waiter.check() {
-            let mut guard = queues();
-            // The hand-off happens under the same lock: either it already
-            // reached this slot, or the slot leaves the queue untouched.
-            if let Some(outcome) = slot.take() {
-                return outcome;
-            }
-            if let Some(queue) = guard.as_mut().and_then(|q| q.get_mut(path)) {
-                queue.waiters.retain(|s| !Arc::ptr_eq(s, &slot));
-            }
-            return Err(give_up);
+            // The lock may have been handed over since the check above: then it is ours.
+            return match ticket.leave() {
+                Some(outcome) => outcome,
+                None => Err(give_up),
+            };
         }
         waiter.sleep(None);
     }
 }
 
-fn enqueue(path: &Path, env: Arc<dyn Environment>, slot: &Arc<Slot>) -> Result<(), Error> {
+/// One waiter's place in the queue of a lock file: what the blocking
+/// ([`wait`]) and the async (`acquire_async.rs`) acquisitions share.
+///
+/// The kernel waiter hands the lock to the first ticket in the queue and
+/// notifies that ticket's [`Wakeup`](crate::Wakeup); the owner then
+/// [takes](Self::take) it. Dropping a ticket leaves the queue, and if the
+/// lock was already handed to it, releases it, so the kernel waiter (which
+/// waits again for the next ticket) gets it. So an abandoned wait never
+/// keeps the lock, blocks the waiters behind it, or leaves anything behind.
+pub(crate) struct Ticket {
+    path: PathBuf,
+    slot: Arc<Slot>,
+}
+
+impl Ticket {
+    /// Joins the end of the queue for `path`, starting its kernel waiter if
+    /// none runs. `wakeup` is notified when the lock is handed to this ticket.
+    ///
+    /// Never blocks: the only wait is the kernel waiter's, in its own thread.
+    pub(crate) fn enqueue(
+        path: &Path,
+        env: Arc<dyn Environment>,
+        wakeup: &crate::Wakeup,
+    ) -> Result<Ticket, Error> {
+        let slot = Arc::new(Slot {
+            outcome: Mutex::new(None),
+            waiter: wakeup.clone(),
+        });
+        join_queue(path, env, &slot)?;
+        Ok(Ticket {
+            path: path.to_owned(),
+            slot,
+        })
+    }
+
+    /// The outcome handed to this ticket (the lock, or the kernel waiter's
+    /// error), once; `None` while it is still queued.
+    pub(crate) fn take(&self) -> Option<Result<LockFile, Error>> {
+        self.slot.take()
+    }
+
+    /// Leaves the queue. Returns the outcome if the hand-off reached this
+    /// ticket first: the hand-off happens under the same lock, so either it
+    /// already did, or the slot leaves the queue untouched.
+    pub(crate) fn leave(self) -> Option<Result<LockFile, Error>> {
+        self.leave_queue()
+    }
+
+    fn leave_queue(&self) -> Option<Result<LockFile, Error>> {
+        let mut guard = queues();
+        if let Some(outcome) = self.slot.take() {
+            return Some(outcome);
+        }
+        if let Some(queue) = guard.as_mut().and_then(|q| q.get_mut(&self.path)) {
+            queue.waiters.retain(|s| !Arc::ptr_eq(s, &self.slot));
+        }
+        None
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        // A lock handed over but never taken is released here (after the
+        // queue lock is let go), and the kernel waiter gets it next.
+        drop(self.leave_queue());
+    }
+}
+
+fn join_queue(path: &Path, env: Arc<dyn Environment>, slot: &Arc<Slot>) -> Result<(), Error> {
     let pid = std::process::id();
     let mut guard = queues();
     let map = guard.get_or_insert_with(HashMap::new);

@@ -47,6 +47,8 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
+#[cfg(feature = "async")]
+mod acquire_async;
 mod cancel;
 mod clock;
 mod environment;
@@ -55,9 +57,13 @@ mod handoff;
 mod releaser;
 mod spec;
 mod sys;
+#[cfg(feature = "async")]
+mod timer;
 mod wait;
 mod wakeup;
 
+#[cfg(feature = "async")]
+pub use crate::acquire_async::Acquire;
 pub use crate::cancel::CancelToken;
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::environment::{Environment, FixedEnvironment, OsEnvironment};
@@ -73,6 +79,17 @@ pub use crate::wakeup::Wakeup;
 /// See [`Spec::acquire`].
 pub fn acquire(spec: &Spec) -> Result<Releaser, Error> {
     spec.acquire()
+}
+
+/// Acquires the mutex described by `spec` without blocking the thread: the
+/// async counterpart of [`acquire`]. Same as [`Spec::acquire_async`];
+/// requires the cargo feature `async`.
+///
+/// # Errors
+/// See [`Spec::acquire_async`].
+#[cfg(feature = "async")]
+pub fn acquire_async(spec: &Spec) -> Acquire {
+    spec.acquire_async()
 }
 
 /// The abstract socket name that the legacy lock of `name` binds, as
