@@ -1,5 +1,5 @@
 //! Hand-off: one kernel waiter per lock file per process, and a FIFO queue of
-//! the threads of this process that wait for it.
+//! the waiters of this process (blocking threads and async tasks alike).
 //!
 //! A blocking `flock` cannot be interrupted from another thread, and a
 //! waiter may give up (timeout, cancel) while the kernel still waits. So, as
@@ -8,12 +8,15 @@
 //! - the **kernel waiter**, one thread per lock file, sleeps in
 //!   `flock(LOCK_EX)`; each time the kernel grants the lock it hands it to
 //!   the first waiter in the queue, then waits again for the next one;
-//! - **waiters** (the threads calling `acquire`) queue up, sleep on their
-//!   [`Wakeup`](crate::Wakeup), and take the lock when it is handed to them.
+//! - **waiters** (the threads calling `acquire`, and the futures of
+//!   `acquire_async`) queue up with a [`Ticket`], sleep on their
+//!   [`Wakeup`](crate::Wakeup) (a task registers its waker there), and take
+//!   the lock when it is handed to them.
 //!
-//! A waiter that gives up leaves the queue. If the kernel grants the lock
-//! when the queue is empty, the lock is released at once and the kernel
-//! waiter ends; it also ends right after handing over to the last waiter.
+//! A waiter that gives up (or whose future is dropped) leaves the queue. If
+//! the kernel grants the lock when the queue is empty, the lock is released
+//! at once and the kernel waiter ends; it also ends right after handing over
+//! to the last waiter.
 //! So no lock leaks, and threads and descriptors are bounded by one per
 //! lock file being waited for, never one per abandoned wait. The queue is
 //! keyed by the lock file path and stamped with the process id, so a child
@@ -223,9 +226,9 @@ fn kernel_waiter(path: PathBuf, env: Arc<dyn Environment>) {
             None => return,
         };
         let mut unclaimed = Some(outcome);
-        if let Some(slot) = queue.waiters.pop_front() {
+        let handed = queue.waiters.pop_front();
+        if let Some(slot) = &handed {
             *slot.outcome.lock().unwrap_or_else(PoisonError::into_inner) = unclaimed.take();
-            slot.waiter.notify();
         }
         let done = queue.waiters.is_empty();
         if done {
@@ -234,6 +237,11 @@ fn kernel_waiter(path: PathBuf, env: Arc<dyn Environment>) {
             }
         }
         drop(guard);
+        // Notified outside the queue lock: a task's waker runs here, and
+        // whatever it does must not wait for this lock (nor hold up others).
+        if let Some(slot) = handed {
+            slot.waiter.notify();
+        }
         // Nobody wanted it: dropping the lock file releases the lock.
         drop(unclaimed);
         if done {

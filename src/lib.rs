@@ -34,6 +34,30 @@
 //! the kernel and the process's waiters queue behind it in FIFO order (see
 //! `handoff.rs`).
 //!
+//! # Async
+//!
+//! With the cargo feature `async`, `Spec::acquire_async` returns a future
+//! (`Acquire`) of the same guard and errors, for any executor (tokio,
+//! smol, async-std, `futures::executor`): the crate depends on none, only on
+//! [`std::task`]. Polling never blocks the thread. Async and blocking
+//! waiters of one process share one FIFO queue per name; dropping the future
+//! cancels its wait. Timeouts and the legacy-socket retries of async waiters
+//! are watched by one timer thread per clock (not per waiter), started on
+//! demand and ended when idle.
+//!
+//! ```
+//! # async fn service() -> Result<(), machine_mutex::Error> {
+//! use std::time::Duration;
+//! use machine_mutex::Spec;
+//! let spec = Spec::new("crate-doc-async").with_timeout(Duration::from_secs(5));
+//! let guard = spec.acquire_async().await?;
+//! // ... only one process of the machine runs this at a time ...
+//! drop(guard);
+//! # Ok(())
+//! # }
+//! # futures::executor::block_on(service()).unwrap();
+//! ```
+//!
 //! # Notes on advisory locks
 //!
 //! The lock is advisory: it excludes only processes that take the same lock.

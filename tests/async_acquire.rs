@@ -558,3 +558,70 @@ fn example_service_serialises_two_processes() {
         2 * JOBS as u64
     );
 }
+
+/// A waker that calls into the library when woken: it finds the mutex
+/// `other` held (`try_acquire`, which reads the queues), and starts and
+/// drops an acquisition of it with a deadline (which queues, sets a timer
+/// and leaves both again). It reports whether all that worked.
+struct ReentrantWaker {
+    other: String,
+    report: Mutex<mpsc::Sender<bool>>,
+}
+
+impl Wake for ReentrantWaker {
+    fn wake(self: Arc<Self>) {
+        let busy = matches!(Spec::new(&self.other).try_acquire(), Err(Error::WouldBlock));
+        let mut inner = Spec::new(&self.other).with_timeout(LIMIT).acquire_async();
+        let waiting = poll_with(&mut inner, Waker::noop()).is_pending();
+        drop(inner);
+        let _ = self.report.lock().unwrap().send(busy && waiting);
+    }
+}
+
+/// Wakers run in the library's helper threads (the kernel waiter, a timer
+/// thread) with no lock of the library held: a waker that calls into the
+/// library itself, as an executor that polls from `wake` would, does not
+/// deadlock, on the hand-off path nor on the deadline path.
+#[test]
+fn wakers_may_call_into_the_library() {
+    let name = unique_name("async-reentrant");
+    let other = unique_name("async-reentrant-other");
+    let _other_held = Spec::new(&other).acquire().unwrap();
+    let (report, reports) = mpsc::channel();
+    let waker = Waker::from(Arc::new(ReentrantWaker {
+        other: other.clone(),
+        report: Mutex::new(report),
+    }));
+
+    let held = Spec::new(&name).acquire().unwrap();
+    let mut handed = Spec::new(&name).acquire_async();
+    assert!(poll_with(&mut handed, &waker).is_pending());
+    drop(held);
+    let report = reports.recv_timeout(LIMIT);
+    if report.is_err() {
+        // Deadlocked: dropping it would wait for the library's lock forever.
+        std::mem::forget(handed);
+        panic!("the waker woken by the hand-off never finished");
+    }
+    assert!(report.unwrap());
+    assert!(poll_with(&mut handed, &waker).is_ready());
+
+    let clock = ManualClock::new();
+    let mut timed = Spec::new(&other)
+        .with_clock(clock.clone())
+        .with_timeout(Duration::from_secs(60))
+        .acquire_async();
+    assert!(poll_with(&mut timed, &waker).is_pending());
+    assert!(clock.wait_for_waiters(1, LIMIT));
+    clock.advance(Duration::from_secs(60));
+    let report = reports.recv_timeout(LIMIT);
+    if report.is_err() {
+        std::mem::forget(timed);
+        panic!("the waker woken by the timer never finished");
+    }
+    assert!(report.unwrap());
+    assert!(matches!(
+        poll_with(&mut timed, &waker),
+        Poll::Ready(Err(Error::Timeout))
+    ));
+}

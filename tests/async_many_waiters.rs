@@ -6,7 +6,6 @@
 //! process (`/proc/self/task`), which other tests running in parallel in
 //! the same binary would disturb.
 #![cfg(target_os = "linux")]
-
 // Tests build on current stable only; the MSRV (1.63) is the library's.
 #![allow(clippy::incompatible_msrv)]
 
