@@ -1,5 +1,5 @@
 //! Hand-off: one kernel waiter per lock file per process, and a FIFO queue of
-//! the threads of this process that wait for it.
+//! the waiters of this process (blocking threads and async tasks alike).
 //!
 //! A blocking `flock` cannot be interrupted from another thread, and a
 //! waiter may give up (timeout, cancel) while the kernel still waits. So, as
@@ -8,12 +8,15 @@
 //! - the **kernel waiter**, one thread per lock file, sleeps in
 //!   `flock(LOCK_EX)`; each time the kernel grants the lock it hands it to
 //!   the first waiter in the queue, then waits again for the next one;
-//! - **waiters** (the threads calling `acquire`) queue up, sleep on their
-//!   [`Wakeup`](crate::Wakeup), and take the lock when it is handed to them.
+//! - **waiters** (the threads calling `acquire`, and the futures of
+//!   `acquire_async`) queue up with a [`Ticket`], sleep on their
+//!   [`Wakeup`](crate::Wakeup) (a task registers its waker there), and take
+//!   the lock when it is handed to them.
 //!
-//! A waiter that gives up leaves the queue. If the kernel grants the lock
-//! when the queue is empty, the lock is released at once and the kernel
-//! waiter ends; it also ends right after handing over to the last waiter.
+//! A waiter that gives up (or whose future is dropped) leaves the queue. If
+//! the kernel grants the lock when the queue is empty, the lock is released
+//! at once and the kernel waiter ends; it also ends right after handing over
+//! to the last waiter.
 //! So no lock leaks, and threads and descriptors are bounded by one per
 //! lock file being waited for, never one per abandoned wait. The queue is
 //! keyed by the lock file path and stamped with the process id, so a child
@@ -111,32 +114,91 @@ pub(crate) fn wait(
     env: Arc<dyn Environment>,
     waiter: &Waiter<'_>,
 ) -> Result<LockFile, Error> {
-    let slot = Arc::new(Slot {
-        outcome: Mutex::new(None),
-        waiter: waiter.wakeup().clone(),
-    });
-    enqueue(path, env, &slot)?;
+    let ticket = Ticket::enqueue(path, env, waiter.wakeup())?;
     loop {
-        if let Some(outcome) = slot.take() {
+        if let Some(outcome) = ticket.take() {
             return outcome;
         }
         if let Err(give_up) = waiter.check() {
-            let mut guard = queues();
-            // The hand-off happens under the same lock: either it already
-            // reached this slot, or the slot leaves the queue untouched.
-            if let Some(outcome) = slot.take() {
-                return outcome;
-            }
-            if let Some(queue) = guard.as_mut().and_then(|q| q.get_mut(path)) {
-                queue.waiters.retain(|s| !Arc::ptr_eq(s, &slot));
-            }
-            return Err(give_up);
+            // The lock may have been handed over since the check above: then it is ours.
+            return match ticket.leave() {
+                Some(outcome) => outcome,
+                None => Err(give_up),
+            };
         }
         waiter.sleep(None);
     }
 }
 
-fn enqueue(path: &Path, env: Arc<dyn Environment>, slot: &Arc<Slot>) -> Result<(), Error> {
+/// One waiter's place in the queue of a lock file: what the blocking
+/// ([`wait`]) and the async (`acquire_async.rs`) acquisitions share.
+///
+/// The kernel waiter hands the lock to the first ticket in the queue and
+/// notifies that ticket's [`Wakeup`](crate::Wakeup); the owner then
+/// [takes](Self::take) it. Dropping a ticket leaves the queue, and if the
+/// lock was already handed to it, releases it, so the kernel waiter (which
+/// waits again for the next ticket) gets it. So an abandoned wait never
+/// keeps the lock, blocks the waiters behind it, or leaves anything behind.
+pub(crate) struct Ticket {
+    path: PathBuf,
+    slot: Arc<Slot>,
+}
+
+impl Ticket {
+    /// Joins the end of the queue for `path`, starting its kernel waiter if
+    /// none runs. `wakeup` is notified when the lock is handed to this ticket.
+    ///
+    /// Never blocks: the only wait is the kernel waiter's, in its own thread.
+    pub(crate) fn enqueue(
+        path: &Path,
+        env: Arc<dyn Environment>,
+        wakeup: &crate::Wakeup,
+    ) -> Result<Ticket, Error> {
+        let slot = Arc::new(Slot {
+            outcome: Mutex::new(None),
+            waiter: wakeup.clone(),
+        });
+        join_queue(path, env, &slot)?;
+        Ok(Ticket {
+            path: path.to_owned(),
+            slot,
+        })
+    }
+
+    /// The outcome handed to this ticket (the lock, or the kernel waiter's
+    /// error), once; `None` while it is still queued.
+    pub(crate) fn take(&self) -> Option<Result<LockFile, Error>> {
+        self.slot.take()
+    }
+
+    /// Leaves the queue. Returns the outcome if the hand-off reached this
+    /// ticket first: the hand-off happens under the same lock, so either it
+    /// already did, or the slot leaves the queue untouched.
+    pub(crate) fn leave(self) -> Option<Result<LockFile, Error>> {
+        self.leave_queue()
+    }
+
+    fn leave_queue(&self) -> Option<Result<LockFile, Error>> {
+        let mut guard = queues();
+        if let Some(outcome) = self.slot.take() {
+            return Some(outcome);
+        }
+        if let Some(queue) = guard.as_mut().and_then(|q| q.get_mut(&self.path)) {
+            queue.waiters.retain(|s| !Arc::ptr_eq(s, &self.slot));
+        }
+        None
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        // A lock handed over but never taken is released here (after the
+        // queue lock is let go), and the kernel waiter gets it next.
+        drop(self.leave_queue());
+    }
+}
+
+fn join_queue(path: &Path, env: Arc<dyn Environment>, slot: &Arc<Slot>) -> Result<(), Error> {
     let pid = std::process::id();
     let mut guard = queues();
     let map = guard.get_or_insert_with(HashMap::new);
@@ -172,11 +234,12 @@ fn kernel_waiter(path: PathBuf, env: Arc<dyn Environment>) {
             None => return,
         };
         let mut unclaimed = Some(outcome);
-        if let Some(slot) = queue.waiters.pop_front() {
+        let handed = queue.waiters.pop_front();
+        if let Some(slot) = &handed {
             *slot.outcome.lock().unwrap_or_else(PoisonError::into_inner) = unclaimed.take();
-            slot.waiter.notify();
         }
-        if queue.waiters.is_empty() {
+        let done = queue.waiters.is_empty();
+        if done {
             // Nobody else waits: release what nobody claimed, then retire,
             // both before a newcomer can see this queue again, so that no
             // newcomer finds the lock held by a kernel waiter that is leaving.
@@ -184,6 +247,14 @@ fn kernel_waiter(path: PathBuf, env: Arc<dyn Environment>) {
             if let Some(q) = guard.as_mut() {
                 q.remove(&path);
             }
+        }
+        drop(guard);
+        // Notified outside the queue lock: a task's waker runs here, and
+        // whatever it does must not wait for this lock (nor hold up others).
+        if let Some(slot) = handed {
+            slot.waiter.notify();
+        }
+        if done {
             return;
         }
     }

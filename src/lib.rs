@@ -34,6 +34,30 @@
 //! the kernel and the process's waiters queue behind it in FIFO order (see
 //! `handoff.rs`).
 //!
+//! # Async
+//!
+//! With the cargo feature `async`, `Spec::acquire_async` returns a future
+//! (`Acquire`) of the same guard and errors, for any executor (tokio,
+//! smol, async-std, `futures::executor`): the crate depends on none, only on
+//! [`std::task`]. Polling never blocks the thread. Async and blocking
+//! waiters of one process share one FIFO queue per name; dropping the future
+//! cancels its wait. Timeouts and the legacy-socket retries of async waiters
+//! are watched by one timer thread per clock (not per waiter), started on
+//! demand and ended when idle.
+//!
+//! ```
+//! # async fn service() -> Result<(), machine_mutex::Error> {
+//! use std::time::Duration;
+//! use machine_mutex::Spec;
+//! let spec = Spec::new("crate-doc-async").with_timeout(Duration::from_secs(5));
+//! let guard = spec.acquire_async().await?;
+//! // ... only one process of the machine runs this at a time ...
+//! drop(guard);
+//! # Ok(())
+//! # }
+//! # futures::executor::block_on(service()).unwrap();
+//! ```
+//!
 //! # Notes on advisory locks
 //!
 //! The lock is advisory: it excludes only processes that take the same lock.
@@ -47,6 +71,8 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
+#[cfg(feature = "async")]
+mod acquire_async;
 mod cancel;
 mod clock;
 mod environment;
@@ -55,9 +81,13 @@ mod handoff;
 mod releaser;
 mod spec;
 mod sys;
+#[cfg(feature = "async")]
+mod timer;
 mod wait;
 mod wakeup;
 
+#[cfg(feature = "async")]
+pub use crate::acquire_async::Acquire;
 pub use crate::cancel::CancelToken;
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::environment::{Environment, FixedEnvironment, OsEnvironment};
@@ -73,6 +103,17 @@ pub use crate::wakeup::Wakeup;
 /// See [`Spec::acquire`].
 pub fn acquire(spec: &Spec) -> Result<Releaser, Error> {
     spec.acquire()
+}
+
+/// Acquires the mutex described by `spec` without blocking the thread: the
+/// async counterpart of [`acquire`]. Same as [`Spec::acquire_async`];
+/// requires the cargo feature `async`.
+///
+/// # Errors
+/// See [`Spec::acquire_async`].
+#[cfg(feature = "async")]
+pub fn acquire_async(spec: &Spec) -> Acquire {
+    spec.acquire_async()
 }
 
 /// The abstract socket name that the legacy lock of `name` binds, as

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::ClockId;
 use crate::{
     CancelToken, Clock, Environment, Error, InvalidSpec, OsEnvironment, Releaser, SystemClock,
 };
@@ -35,6 +36,7 @@ pub const MAX_NAME_LEN: usize = 40;
 pub struct Spec {
     name: String,
     clock: Arc<dyn Clock>,
+    clock_id: ClockId,
     delay: Duration,
     timeout: Option<Duration>,
     cancel: Option<CancelToken>,
@@ -68,6 +70,7 @@ impl Spec {
         Spec {
             name: name.into(),
             clock: Arc::new(SystemClock),
+            clock_id: ClockId::System,
             delay: Self::DEFAULT_DELAY,
             timeout: None,
             cancel: None,
@@ -79,7 +82,9 @@ impl Spec {
     /// Uses `clock` to measure the timeout and pace the polling (tests pass
     /// a [`ManualClock`](crate::ManualClock)).
     pub fn with_clock(mut self, clock: impl Clock + 'static) -> Spec {
-        self.clock = Arc::new(clock);
+        let (clock, id) = ClockId::share(clock);
+        self.clock = clock;
+        self.clock_id = id;
         self
     }
 
@@ -172,6 +177,12 @@ impl Spec {
 
     pub(crate) fn environment_arc(&self) -> Arc<dyn Environment> {
         Arc::clone(&self.environment)
+    }
+
+    /// The clock, shared, and which clock it is (for the async timer).
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn shared_clock(&self) -> (Arc<dyn Clock>, ClockId) {
+        (Arc::clone(&self.clock), self.clock_id)
     }
 
     /// Whether the Linux legacy socket is taken too.

@@ -69,7 +69,7 @@ pub(crate) struct Waiter<'a> {
     deadline: Option<Instant>,
     cancel: Option<&'a CancelToken>,
     wakeup: Wakeup,
-    _registration: Option<Registration<'a>>,
+    _registration: Option<Registration>,
 }
 
 impl<'a> Waiter<'a> {
