@@ -34,6 +34,22 @@
 //! the kernel and the process's waiters queue behind it in FIFO order (see
 //! `handoff.rs`).
 //!
+//! # Who holds it
+//!
+//! [`holder`] tells who holds a mutex (pid and command line) without taking
+//! it, so that a program can say what it waits for:
+//!
+//! ```
+//! if let Some(holder) = machine_mutex::holder("crate-doc-example")? {
+//!     eprintln!("waiting for crate-doc-example, held by {holder}");
+//! }
+//! # Ok::<(), machine_mutex::Error>(())
+//! ```
+//!
+//! On Linux it reads `/proc/locks` and `/proc/PID`; elsewhere it can only
+//! say *held* or *free* (see [`holder`] for each platform and for forked
+//! holders, replaced lock files and holders that exit meanwhile).
+//!
 //! # Notes on advisory locks
 //!
 //! The lock is advisory: it excludes only processes that take the same lock.
