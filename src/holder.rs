@@ -142,6 +142,13 @@ fn write_quoted(f: &mut fmt::Formatter<'_>, arg: &OsStr) -> fmt::Result {
 ///   hold it but its command line is gone, the pid is still reported with
 ///   [`Holder::command_line`] `None`.
 ///
+/// `/proc/locks` is produced one page per read(2), and when it is longer
+/// than that an entry can be missed if other locks are removed while it is
+/// read. So a reading without an entry for the lock file is final only if
+/// it is short and came in one read; otherwise it is taken again (three
+/// times in all), and if none shows the entry, the processes'
+/// `/proc/PID/fdinfo` are searched for the lock.
+///
 /// Where `/proc` does not say (another user's process without root, a
 /// holder in another pid namespace, `hidepid`), the pid is the one
 /// `/proc/locks` lists when that process exists and `None` otherwise. If

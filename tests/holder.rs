@@ -29,6 +29,10 @@ fn child_process_entry() {
         flock_share();
     } else if role == "legacy-bind" {
         legacy_bind();
+    } else if role == "fork-intermediate" {
+        fork_intermediate();
+    } else if role == "linger" {
+        linger();
     } else {
         common::child_main();
     }
@@ -97,6 +101,18 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         if let Some(pid) = rustix::process::Pid::from_raw(self.0 as i32) {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+/// Kills a process that is not our child if the test fails; nothing when
+/// it passes (the process has ended by then and its pid may be reused).
+struct KillOnPanic(u32);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            drop(KillOnDrop(self.0));
         }
     }
 }
@@ -197,43 +213,102 @@ fn deleted_or_replaced_lock_file_reads_as_its_current_file() {
     let _ = fs::remove_file(&path);
 }
 
-/// util-linux flock(1) takes the lock and runs `sh`, which inherits the
-/// descriptor and starts `sleep` in the background with it, then both
-/// exit. /proc/locks still lists flock(1)'s pid; the process holding the
-/// lock now is `sleep`, and it is the one reported.
+/// util-linux flock(1) takes the lock and runs this binary (role
+/// `fork-intermediate`), which inherits the descriptor and starts another
+/// copy (role `linger`) that inherits it too; then both the intermediate and
+/// flock(1) exit. /proc/locks still lists flock(1)'s pid; the process
+/// holding the lock now is the lingering one, and it is reported.
 #[test]
 fn lock_kept_by_a_forked_process_after_the_locker_exited() {
     let name = unique_name("holder-fork");
     let path = lock_file_path(&name);
     let mut flock = Command::new("flock")
         .arg(&path)
-        .args(["sh", "-c", "sleep 600 </dev/null >/dev/null 2>&1 & echo $!"])
+        .arg(std::env::current_exe().unwrap())
+        .args(CHILD_ARGS)
+        .env("MM_TEST_ROLE", "fork-intermediate")
+        .env("MM_TEST_NAME", &name)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("util-linux flock(1)");
-    let mut line = String::new();
-    BufReader::new(flock.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let sleeper: u32 = line.trim().parse().unwrap();
-    let _kill = KillOnDrop(sleeper);
-    assert!(flock.wait().unwrap().success());
+    let mut stdout = BufReader::new(flock.stdout.take().unwrap());
+    let lingering: u32 = expect_line(&mut stdout, "grandchild").parse().unwrap();
+    let _kill = KillOnPanic(lingering);
     let locker = flock.id();
+    // flock(1), the process that called flock(2), exits with the intermediate.
+    let stdin = flock.stdin.take();
+    assert!(flock.wait().unwrap().success());
 
-    let found = holder(&name).unwrap().expect("sleep still holds it");
+    let found = holder(&name)
+        .unwrap()
+        .expect("the lingering process holds it");
     assert_ne!(found.pid(), Some(locker), "reported the exited locker");
-    assert_eq!(found.pid(), Some(sleeper));
+    assert_eq!(found.pid(), Some(lingering));
+    let command = strings(found.command_line().unwrap());
     assert_eq!(
-        strings(found.command_line().unwrap()),
-        vec!["sleep".to_owned(), "600".to_owned()]
+        command[0],
+        std::env::current_exe().unwrap().to_string_lossy()
     );
 
-    drop(_kill);
-    // Blocks until sleep has died and the kernel released its lock. (No
-    // holder() check after it: this process's own descriptor may live on
-    // for an instant in a child another test forks.)
+    // End of its stdin (shared with flock(1) and the intermediate): it exits.
+    drop(stdin);
+    // Blocks until the kernel released the lock. (No holder() check after
+    // it: this process's own descriptor may live on for an instant in a
+    // child another test forks.)
     wait_until_free(&name);
     let _ = fs::remove_file(&path);
+}
+
+/// The arguments that make this binary run `child_process_entry` only.
+const CHILD_ARGS: [&str; 5] = [
+    "--ignored",
+    "--exact",
+    "child_process_entry",
+    "--nocapture",
+    "--test-threads=1",
+];
+
+/// Reads lines until one starts with `keyword`; returns the rest of it.
+fn expect_line(reader: &mut impl BufRead, keyword: &str) -> String {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "ended before {keyword:?}"
+        );
+        if let Some(rest) = line.trim().strip_prefix(keyword) {
+            return rest.trim().to_owned();
+        }
+    }
+}
+
+/// Role `fork-intermediate` (run by flock(1), its lock descriptor
+/// inherited): start the `linger` role, which inherits the descriptor and
+/// this process's stdin, wait until it runs, print "grandchild PID", exit.
+fn fork_intermediate() {
+    // Outlives this process on purpose: it keeps the lock after we exit.
+    #[allow(clippy::zombie_processes)]
+    let mut lingering = Command::new(std::env::current_exe().unwrap())
+        .args(CHILD_ARGS)
+        .env("MM_TEST_ROLE", "linger")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(lingering.stdout.take().unwrap());
+    let pid = expect_line(&mut stdout, "lingering");
+    let mut out = std::io::stdout();
+    writeln!(out, "\ngrandchild {pid}").unwrap();
+    out.flush().unwrap();
+}
+
+/// Role `linger`: print "lingering PID", then live until stdin closes.
+fn linger() {
+    let mut out = std::io::stdout();
+    writeln!(out, "\nlingering {}", std::process::id()).unwrap();
+    out.flush().unwrap();
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
 }
 
 /// The locker lives on but closed its descriptor; the process it shared the

@@ -19,7 +19,7 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -30,6 +30,26 @@ use crate::{legacy_socket_name, Error};
 /// How many times the reading is repeated while the lock file or its holder
 /// changes under it.
 const ATTEMPTS: usize = 5;
+
+/// How many readings of a `/proc/locks` longer than a page are taken
+/// before an absent entry is checked with the processes themselves.
+const FREE_READINGS: usize = 3;
+
+/// A reading of `/proc/locks` shorter than this, in one read, is one
+/// consistent snapshot (half a page).
+const ONE_PIECE_BELOW: usize = 2048;
+
+/// The granted entries of the lock file in `/proc/locks`.
+#[derive(Debug, PartialEq, Eq)]
+enum Listed {
+    /// The pids listed (one, or several for a shared lock).
+    Pids(Vec<i64>),
+    /// None: the file is not locked.
+    None,
+    /// None seen, but the readings were taken in pieces and may have
+    /// missed it.
+    Unsure,
+}
 
 /// Who holds the mutex `name` whose lock file is `path`; see [`crate::holder`].
 pub(crate) fn holder(name: &str, path: &Path) -> Result<Option<Holder>, Error> {
@@ -147,23 +167,25 @@ impl Procfs {
                 Some(file) => file,
                 None => return Ok(Reading::Known(None)),
             };
-            let locks = match fs::read_to_string(self.root.join("locks")) {
-                Ok(locks) => locks,
-                Err(_) => return Ok(Reading::NoProcLocks),
+            let listed = match self.granted(file) {
+                Some(listed) => listed,
+                None => return Ok(Reading::NoProcLocks),
             };
             if file_id(path)? != Some(file) {
                 // Replaced or deleted while /proc/locks was read: look again.
                 continue;
             }
-            let mut listed: Vec<i64> = locks
-                .lines()
-                .filter_map(FlockEntry::parse)
-                .filter(|entry| entry.granted && entry.file == file)
-                .map(|entry| entry.pid)
-                .collect();
-            if listed.is_empty() {
-                return Ok(Reading::Known(None));
-            }
+            let mut listed = match listed {
+                Listed::Pids(pids) => pids,
+                Listed::None => return Ok(Reading::Known(None)),
+                Listed::Unsure => {
+                    // Ask the processes themselves (their fdinfo lock lines).
+                    return Ok(Reading::Known(
+                        self.scan(|pid| self.verdict(pid, file) == Verdict::Holds)
+                            .map(|pid| self.process(HeldLock::LockFile, pid)),
+                    ));
+                }
+            };
             listed.sort_unstable();
             // Normally one entry; several only for shared locks (flock -s).
             for pid in listed.into_iter().filter_map(|pid| u32::try_from(pid).ok()) {
@@ -183,6 +205,38 @@ impl Procfs {
             // Nobody found: it may have been released meanwhile; read again.
         }
         Ok(Reading::Known(Some(Holder::unknown(HeldLock::LockFile))))
+    }
+
+    /// The pids of the granted flock entries of `file` in `/proc/locks`;
+    /// `None` if it cannot be read.
+    ///
+    /// `/proc/locks` is a seq_file: each read(2) produces at most a page
+    /// (4 KiB) under the kernel's lock, the next one continues at the next
+    /// entry's *position*. When locks listed before that position are
+    /// removed in between, later entries move up and some are never shown
+    /// (seen here under load: about one reading in a hundred missed a
+    /// long-held lock). So a reading without an entry is final only when it
+    /// came in one read well short of a page ([`ONE_PIECE_BELOW`]): then the
+    /// kernel produced it in one go, ending at the list's end. Otherwise up
+    /// to [`FREE_READINGS`] readings are taken, and if none shows an entry
+    /// the answer is [`Listed::Unsure`].
+    fn granted(&self, file: FileId) -> Option<Listed> {
+        for _ in 0..FREE_READINGS {
+            let (locks, whole) = read_in_one_piece(&self.root.join("locks")).ok()?;
+            let pids: Vec<i64> = locks
+                .lines()
+                .filter_map(FlockEntry::parse)
+                .filter(|entry| entry.granted && entry.file == file)
+                .map(|entry| entry.pid)
+                .collect();
+            if !pids.is_empty() {
+                return Some(Listed::Pids(pids));
+            }
+            if whole {
+                return Some(Listed::None);
+            }
+        }
+        Some(Listed::Unsure)
     }
 
     /// Whether `pid` holds the flock on `file`: one of its descriptors
@@ -281,6 +335,31 @@ impl Procfs {
             None => Holder::unknown(HeldLock::LegacySocket),
         })
     }
+}
+
+/// The whole content of a procfs file, and whether it is one consistent
+/// snapshot: it came in one read(2) and is shorter than
+/// [`ONE_PIECE_BELOW`]. A seq_file produces each read under its lock, and
+/// stops a read early only when the next entry does not fit in the page; an
+/// entry over 2 KiB (a lock with some 35 waiters) would be needed to stop
+/// one that short.
+fn read_in_one_piece(path: &Path) -> io::Result<(String, bool)> {
+    let mut file = fs::File::open(path)?;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut text = Vec::new();
+    let mut reads = 0;
+    loop {
+        let n = match file.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        text.extend_from_slice(&chunk[..n]);
+        reads += 1;
+    }
+    let whole = reads <= 1 && text.len() < ONE_PIECE_BELOW;
+    Ok((String::from_utf8_lossy(&text).into_owned(), whole))
 }
 
 /// The device and inode the path names now; `None` if nothing is there.
@@ -494,6 +573,32 @@ mod tests {
         assert_eq!(
             procfs.file_holder(&fake.lock_file).unwrap(),
             Reading::NoProcLocks
+        );
+    }
+
+    /// A /proc/locks read in several pieces that shows no entry for the
+    /// file is not trusted: the processes are asked.
+    #[test]
+    fn reading_in_pieces_without_the_entry_asks_the_processes() {
+        let fake = Fake::new();
+        // More than one 64 KiB read of other files' locks.
+        let other = "1: FLOCK  ADVISORY  WRITE 9 00:01:1 0 EOF\n".repeat(3000);
+        fake.set_locks(&other);
+        fake.process(30, "holder\0", Some(10));
+        let (pid, _) = pid_and_cmd(fake.procfs().file_holder(&fake.lock_file).unwrap());
+        assert_eq!(pid, Some(30));
+        fs::remove_file(fake.dir.path().join("proc/30/fdinfo/3")).unwrap();
+        fs::write(fake.dir.path().join("proc/30/fdinfo/3"), "pos:\t0\n").unwrap();
+        assert_eq!(
+            fake.procfs().file_holder(&fake.lock_file).unwrap(),
+            Reading::Known(None)
+        );
+        // Read in one piece, the same absence is final (no process asked).
+        fake.set_locks("");
+        fake.process(31, "unlisted\0", Some(31));
+        assert_eq!(
+            fake.procfs().file_holder(&fake.lock_file).unwrap(),
+            Reading::Known(None)
         );
     }
 
