@@ -224,3 +224,34 @@ fn missing_or_unrunnable_command_fails_before_locking() {
         }
     }
 }
+
+/// When the lock file cannot be created (TMPDIR does not exist), `run`,
+/// `try` and `hold` fail with 71 and one line naming the file and the cause.
+#[test]
+fn lock_file_that_cannot_be_created_gives_71() {
+    let scratch = Scratch::new();
+    let missing = scratch.path().join("missing");
+    for args in [
+        vec!["run", "nodir", "--", "true"],
+        vec!["try", "nodir", "--", "true"],
+        vec!["hold", "nodir"],
+    ] {
+        let out = std::process::Command::new(BIN)
+            .args(&args)
+            .env("TMPDIR", &missing)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(71), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with(&format!(
+                "machine-mutex: nodir: cannot create lock file {}/juju-nodir: ",
+                missing.display()
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("check TMPDIR"), "{args:?}: {err}");
+    }
+}
