@@ -58,6 +58,22 @@
 //! # futures::executor::block_on(service()).unwrap();
 //! ```
 //!
+//! # Who holds it
+//!
+//! [`holder`] tells who holds a mutex (pid and command line) without taking
+//! it, so that a program can say what it waits for:
+//!
+//! ```
+//! if let Some(holder) = machine_mutex::holder("crate-doc-example")? {
+//!     eprintln!("waiting for crate-doc-example, held by {holder}");
+//! }
+//! # Ok::<(), machine_mutex::Error>(())
+//! ```
+//!
+//! On Linux it reads `/proc/locks` and `/proc/PID`; elsewhere it can only
+//! say *held* or *free* (see [`holder`] for each platform and for forked
+//! holders, replaced lock files and holders that exit meanwhile).
+//!
 //! # Notes on advisory locks
 //!
 //! The lock is advisory: it excludes only processes that take the same lock.
@@ -78,6 +94,7 @@ mod clock;
 mod environment;
 mod error;
 mod handoff;
+mod holder;
 mod releaser;
 mod spec;
 mod sys;
@@ -92,6 +109,7 @@ pub use crate::cancel::CancelToken;
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::environment::{Environment, FixedEnvironment, OsEnvironment};
 pub use crate::error::{Error, InvalidSpec};
+pub use crate::holder::{holder, HeldLock, Holder};
 pub use crate::releaser::Releaser;
 pub use crate::spec::{lock_file_path, validate_name, Spec, MAX_NAME_LEN};
 pub use crate::wakeup::Wakeup;

@@ -2,7 +2,8 @@
 //!
 //! - [`unix`] (Linux, macOS, the BSDs): the lock file and its `flock(2)`,
 //!   and the temporary directory it lives in ([`temp_dir`]).
-//! - [`linux`]: the legacy abstract Unix socket of juju/mutex v1.
+//! - [`linux`]: the legacy abstract Unix socket of juju/mutex v1, and the
+//!   holder query through procfs.
 //! - other Unix systems have no legacy socket (`no_legacy` below).
 //!
 //! The rest of the crate sees only [`LockFile`], [`LegacySocket`],
@@ -34,6 +35,15 @@ pub(crate) use self::no_legacy::LegacySocket;
 pub(crate) fn temp_dir() -> std::path::PathBuf {
     std::env::temp_dir()
 }
+
+// The holder query, `holder(name, lock_file_path) -> Result<Option<Holder>, Error>`:
+// who holds the mutex, `Ok(None)` when free; never creates the lock file,
+// never waits, and takes no lock where the platform can answer without
+// (Linux: procfs). Its documentation per platform is on `crate::holder`.
+#[cfg(target_os = "linux")]
+pub(crate) use self::linux::holder;
+#[cfg(all(unix, not(target_os = "linux")))]
+pub(crate) use self::unix::probe_holder as holder;
 
 #[cfg(not(unix))]
 compile_error!("machine-mutex supports Unix (flock) and Windows (named mutex) only");

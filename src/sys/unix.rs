@@ -11,6 +11,7 @@ use rustix::io::Errno;
 
 use super::LockBackend;
 use crate::environment::sudo_owner;
+use crate::holder::{HeldLock, Holder};
 use crate::{Environment, Error};
 
 /// An open lock file on which this process holds `flock(LOCK_EX)`.
@@ -50,6 +51,31 @@ pub(crate) fn temp_dir() -> PathBuf {
     match std::env::var_os("TMPDIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
         _ => PathBuf::from("/tmp"),
+    }
+}
+
+/// Whether the lock at `path` is held, found by trying it: the file is opened
+/// if it exists (never created; a missing file is free) and a shared,
+/// non-blocking flock is tried. `EWOULDBLOCK` means an exclusive holder has
+/// it: held, holder unknown. Success means free; the shared lock is released
+/// at once by closing the descriptor. The holder query of systems without
+/// `/proc/locks` (see [`crate::holder`] for the instant this probe holds a
+/// shared lock).
+pub(crate) fn probe_holder(_name: &str, path: &Path) -> Result<Option<Holder>, Error> {
+    // Non-blocking open: a FIFO put in the lock file's place must not hang the probe.
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let fd = loop {
+        match rustix::fs::open(path, flags, Mode::empty()) {
+            Ok(fd) => break fd,
+            Err(Errno::INTR) => continue,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(open_error("open lock file", path, e)),
+        }
+    };
+    match flock(&fd, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => Ok(None),
+        Err(Errno::WOULDBLOCK) => Ok(Some(Holder::unknown(HeldLock::LockFile))),
+        Err(e) => Err(Error::io("probe the lock on", path, e.into())),
     }
 }
 
