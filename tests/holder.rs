@@ -253,6 +253,8 @@ fn lock_kept_by_a_forked_process_after_the_locker_exited() {
 
     // End of its stdin (shared with flock(1) and the intermediate): it exits.
     drop(stdin);
+    // Read its last words, so that it never writes into a closed pipe.
+    let _ = std::io::copy(&mut stdout, &mut std::io::sink());
     // Blocks until the kernel released the lock. (No holder() check after
     // it: this process's own descriptor may live on for an instant in a
     // child another test forks.)
