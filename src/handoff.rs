@@ -13,13 +13,16 @@
 //!   [`Wakeup`](crate::Wakeup) (a task registers its waker there), and take
 //!   the lock when it is handed to them.
 //!
-//! A waiter that gives up (or whose future is dropped) leaves the queue. If
-//! the kernel grants the lock when the queue is empty, the lock is released
-//! at once and the kernel waiter ends; it also ends right after handing over
-//! to the last waiter.
+//! A waiter that gives up (or whose future is dropped) leaves the queue. Where the kernel wait can be
+//! interrupted (Windows: a cancel event, see [`AbortWait`]), the last waiter
+//! to leave removes the queue and aborts the kernel wait. Where it cannot
+//! (flock), the kernel waiter keeps waiting; if the kernel grants the lock
+//! when the queue is empty, the lock is released at once and the kernel
+//! waiter ends. It also ends right after handing over to the last waiter.
 //! So no lock leaks, and threads and descriptors are bounded by one per
 //! lock file being waited for, never one per abandoned wait. The queue is
-//! keyed by the lock file path and stamped with the process id, so a child
+//! keyed by the lock's target (the lock file path; on Windows the kernel
+//! object name) and stamped with the process id, so a child
 //! forked while a kernel waiter ran does not wait for a thread it lacks.
 
 use std::collections::{HashMap, VecDeque};
@@ -28,7 +31,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
-use crate::sys::{LockBackend, LockFile};
+use crate::sys::{AbortWait, LockBackend, LockFile};
 use crate::wait::Waiter;
 use crate::{Environment, Error};
 
@@ -41,7 +44,11 @@ static KERNEL_WAITERS_STARTED: AtomicUsize = AtomicUsize::new(0);
 struct Queue {
     pid: u32,
     waiters: VecDeque<Arc<Slot>>,
+    /// Stops this queue's kernel waiter; also tells it that the queue is its own.
+    abort: Arc<Abort>,
 }
+
+type Abort = <LockFile as LockBackend>::Abort;
 
 /// Where the kernel waiter puts the outcome for one waiter.
 struct Slot {
@@ -183,8 +190,14 @@ impl Ticket {
         if let Some(outcome) = self.slot.take() {
             return Some(outcome);
         }
-        if let Some(queue) = guard.as_mut().and_then(|q| q.get_mut(&self.path)) {
-            queue.waiters.retain(|s| !Arc::ptr_eq(s, &self.slot));
+        if let Some(map) = guard.as_mut() {
+            if let Some(queue) = map.get_mut(&self.path) {
+                queue.waiters.retain(|s| !Arc::ptr_eq(s, &self.slot));
+                // The last waiter left: stop the kernel wait if the platform can.
+                if queue.waiters.is_empty() && queue.abort.abort() {
+                    map.remove(&self.path);
+                }
+            }
         }
         None
     }
@@ -208,13 +221,19 @@ fn join_queue(path: &Path, env: Arc<dyn Environment>, slot: &Arc<Slot>) -> Resul
             return Ok(());
         }
     }
+    let abort = Arc::new(Abort::new(path)?);
     let mut waiters = VecDeque::new();
     waiters.push_back(Arc::clone(slot));
-    map.insert(path.to_owned(), Queue { pid, waiters });
+    let queue = Queue {
+        pid,
+        waiters,
+        abort: Arc::clone(&abort),
+    };
+    map.insert(path.to_owned(), queue);
     let owned = path.to_owned();
     let started = thread::Builder::new()
         .name("machine-mutex-kernel-waiter".to_owned())
-        .spawn(move || kernel_waiter(owned, env));
+        .spawn(move || kernel_waiter(owned, env, abort));
     if let Err(e) = started {
         map.remove(path);
         return Err(Error::io("start a waiter thread for", path, e));
@@ -223,15 +242,23 @@ fn join_queue(path: &Path, env: Arc<dyn Environment>, slot: &Arc<Slot>) -> Resul
     Ok(())
 }
 
-/// The kernel waiter's loop: block in flock, hand the lock to the first
-/// queued waiter, repeat while anyone waits.
-fn kernel_waiter(path: PathBuf, env: Arc<dyn Environment>) {
+/// The kernel waiter's loop: block in the kernel, hand the lock to the
+/// first queued waiter, repeat while anyone waits.
+fn kernel_waiter(path: PathBuf, env: Arc<dyn Environment>, abort: Arc<Abort>) {
     loop {
-        let outcome = LockFile::lock(&path, &*env);
+        let outcome = match LockFile::lock(&path, &*env, &abort) {
+            // Aborted: the last waiter has already removed the queue (`wait`).
+            Ok(None) => return,
+            Ok(Some(file)) => Ok(file),
+            Err(e) => Err(e),
+        };
         let mut guard = queues();
+        // Only its own queue: after an abort, a new queue (with its own
+        // kernel waiter) may exist for the same path. Anything else, and
+        // `outcome` drops here, releasing what it holds.
         let queue = match guard.as_mut().and_then(|q| q.get_mut(&path)) {
-            Some(queue) => queue,
-            None => return,
+            Some(queue) if Arc::ptr_eq(&queue.abort, &abort) => queue,
+            _ => return,
         };
         let mut unclaimed = Some(outcome);
         let handed = queue.waiters.pop_front();

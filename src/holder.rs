@@ -172,6 +172,13 @@ fn write_quoted(f: &mut fmt::Formatter<'_>, arg: &OsStr) -> fmt::Result {
 /// [`Spec::try_acquire`](crate::Spec::try_acquire) of another process at
 /// that very moment reports the mutex held, and a waiting acquisition waits
 /// that instant longer. It never makes a waiting acquisition fail.
+///
+/// # Windows
+/// The default (session) named mutex `juju-mutex-NAME` is tried without
+/// waiting and, if that took it, released at once: *free*; otherwise *held,
+/// holder unknown* (Windows does not tell which process owns a mutex). For
+/// that instant the query holds the mutex, with the same effect on others
+/// as the Unix probe.
 pub fn holder(name: &str) -> Result<Option<Holder>, Error> {
     validate_name(name)?;
     crate::sys::holder(name, &lock_file_path(name))

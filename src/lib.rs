@@ -29,6 +29,15 @@
 //!   [`Spec::delay`] while another process has it
 //!   ([`Spec::with_legacy_socket`] turns this off).
 //!
+//! - **Windows**: the named kernel mutex `juju-mutex-NAME`
+//!   ([`mutex_object_name`]), the Go package's name, waited for with
+//!   `WaitForMultipleObjects` and a cancel event. An abandoned mutex (its
+//!   holder died) counts as acquired. Each held mutex has an owner thread,
+//!   because only the acquiring thread may release a Windows mutex; the
+//!   [`Releaser`] stays `Send`. By default the name lives in the caller's
+//!   session, as in Go; [`Namespace::Global`] shares it between sessions
+//!   (see [`Namespace`] for what each excludes).
+//!
 //! Waiting blocks in the kernel: a released lock is handed to a waiter at
 //! once, without polling. Inside one process, one thread per name waits in
 //! the kernel and the process's waiters queue behind it in FIFO order (see
@@ -95,6 +104,7 @@ mod environment;
 mod error;
 mod handoff;
 mod holder;
+mod namespace;
 mod releaser;
 mod spec;
 mod sys;
@@ -110,6 +120,7 @@ pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::environment::{Environment, FixedEnvironment, OsEnvironment};
 pub use crate::error::{Error, InvalidSpec};
 pub use crate::holder::{holder, HeldLock, Holder};
+pub use crate::namespace::{mutex_object_name, Namespace};
 pub use crate::releaser::Releaser;
 pub use crate::spec::{lock_file_path, validate_name, Spec, MAX_NAME_LEN};
 pub use crate::wakeup::Wakeup;

@@ -15,6 +15,16 @@ use crate::Error;
 /// Releasing closes them. A child forked *without* exec shares the open file
 /// description and with it the flock: the mutex stays held until every copy
 /// of the descriptor is closed (flock(2)). The guard is `Send` and `Sync`.
+///
+/// # Windows
+/// A Windows mutex can only be released by the thread that acquired it, so
+/// the mutex is held by an owner thread started for this acquisition (as in
+/// the Go package); the guard holds that thread's handle. Releasing tells
+/// the owner thread to call `ReleaseMutex`, and waits until it has: when
+/// `release` returns, another process can take the mutex. The guard is
+/// `Send` and `Sync` here too: it may be released or dropped on any thread,
+/// and async code can hold it across `.await`. If the process dies, the
+/// mutex is *abandoned* and the next waiter acquires it.
 #[must_use = "if unused the mutex will immediately unlock"]
 #[clippy::has_significant_drop]
 #[derive(Debug)]
@@ -34,7 +44,9 @@ impl Releaser {
     ///
     /// # Errors
     /// The OS error of the release, if any. On Unix closing a descriptor
-    /// always releases it, so this returns `Ok(())`.
+    /// always releases it, so this returns `Ok(())`. On Windows, the error of
+    /// `ReleaseMutex` (not expected: the owner thread does own the mutex); the
+    /// handle is closed and the owner thread ended all the same.
     pub fn release(&mut self) -> Result<(), Error> {
         match self.held.take() {
             Some(held) => held.release(),

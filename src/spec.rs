@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crate::clock::ClockId;
 use crate::{
-    CancelToken, Clock, Environment, Error, InvalidSpec, OsEnvironment, Releaser, SystemClock,
+    CancelToken, Clock, Environment, Error, InvalidSpec, Namespace, OsEnvironment, Releaser,
+    SystemClock,
 };
 
 /// The longest valid name, in bytes (the Go package's limit).
@@ -15,7 +16,8 @@ pub const MAX_NAME_LEN: usize = 40;
 
 /// Describes one mutex and how to wait for it: the counterpart of the Go
 /// package's `Spec` (`Name`, `Clock`, `Delay`, `Timeout`, `Cancel`), plus the
-/// [`Environment`] (Go: the package-level `Envars`) and the legacy-socket switch.
+/// [`Environment`] (Go: the package-level `Envars`), the legacy-socket switch and
+/// the Windows [`Namespace`].
 ///
 /// The common case is one line:
 ///
@@ -28,7 +30,8 @@ pub const MAX_NAME_LEN: usize = 40;
 ///
 /// Defaults: [`SystemClock`], delay [`DEFAULT_DELAY`](Self::DEFAULT_DELAY)
 /// (100 ms), no timeout (wait forever), no cancel token, the process
-/// environment, legacy socket on (Linux only; ignored elsewhere).
+/// environment, legacy socket on (Linux only; ignored elsewhere), namespace
+/// [`Namespace::Session`] (Windows only; ignored elsewhere).
 ///
 /// Building a `Spec` never fails; [`validate`](Self::validate) (called by
 /// every acquisition) reports a bad name or delay.
@@ -42,6 +45,7 @@ pub struct Spec {
     cancel: Option<CancelToken>,
     environment: Arc<dyn Environment>,
     legacy_socket: bool,
+    namespace: Namespace,
 }
 
 impl fmt::Debug for Spec {
@@ -57,6 +61,7 @@ impl fmt::Debug for Spec {
             )
             .field("environment", &self.environment)
             .field("legacy_socket", &self.legacy_socket)
+            .field("namespace", &self.namespace)
             .finish()
     }
 }
@@ -76,6 +81,7 @@ impl Spec {
             cancel: None,
             environment: Arc::new(OsEnvironment),
             legacy_socket: true,
+            namespace: Namespace::Session,
         }
     }
 
@@ -145,6 +151,17 @@ impl Spec {
         self
     }
 
+    /// Chooses the Windows kernel object namespace: [`Namespace::Session`]
+    /// (the default, the Go package's choice) or [`Namespace::Global`]. See
+    /// [`Namespace`] for what each one excludes.
+    ///
+    /// Unix has no such namespaces (the lock file is shared by every process
+    /// that sees the same temp directory); the setting is ignored there.
+    pub fn with_namespace(mut self, namespace: Namespace) -> Spec {
+        self.namespace = namespace;
+        self
+    }
+
     /// The mutex name.
     pub fn name(&self) -> &str {
         &self.name
@@ -190,6 +207,11 @@ impl Spec {
         self.legacy_socket
     }
 
+    /// The Windows kernel object namespace.
+    pub fn namespace(&self) -> Namespace {
+        self.namespace
+    }
+
     /// Checks the name ([`validate_name`]) and that the delay is not zero.
     ///
     /// # Errors
@@ -215,7 +237,10 @@ impl Spec {
     /// - [`Error::InvalidSpec`]: the spec failed [`validate`](Self::validate); nothing was touched.
     /// - [`Error::Cancelled`]: the token was cancelled before or during the wait.
     /// - [`Error::Timeout`]: the timeout passed on the spec's clock.
-    /// - [`Error::Io`]: the lock file (or socket) could not be opened or locked.
+    /// - [`Error::Io`]: the lock file (or socket) could not be opened or
+    ///   locked; on Windows, the mutex could not be created, opened or
+    ///   waited for (the OS error code is kept: access denied is 5, never a
+    ///   timeout).
     ///
     /// # Unix
     /// Takes `flock(LOCK_EX)` on [`lock_file_path`]`(name)`, created if
@@ -225,6 +250,29 @@ impl Spec {
     /// Then binds the legacy abstract socket unless turned off
     /// ([`with_legacy_socket`](Self::with_legacy_socket)), retrying every
     /// [`delay`](Self::delay) while another process has it bound.
+    ///
+    /// # Windows
+    /// Creates or opens the named mutex [`mutex_object_name`](crate::mutex_object_name)`(name, namespace)`
+    /// (`juju-mutex-NAME` by default, the Go package's name, so Go and Rust
+    /// processes exclude each other) and waits for it in
+    /// `WaitForMultipleObjects` together with a cancel event. A mutex whose
+    /// holder died without releasing it (*abandoned*: the wait returns
+    /// `WAIT_ABANDONED`) counts as acquired, as in the Go package; whatever
+    /// the dead holder was protecting may be half-done.
+    ///
+    /// A Windows mutex belongs to the thread that acquired it and only that
+    /// thread can release it, so each held mutex has an *owner thread* (as
+    /// in the Go package): it creates the mutex, waits for it, holds it
+    /// while the [`Releaser`] lives and releases it when told. The guard
+    /// itself can be moved to and released from any thread. The fast path
+    /// starts that thread too.
+    ///
+    /// Waiting follows the same hand-off as on Unix: one kernel waiter per
+    /// name per process, other waiters of the process queue behind it in
+    /// FIFO order, timeout and cancel are measured by the waiting caller.
+    /// Unlike `flock`, the kernel wait can be interrupted: when the last
+    /// waiter of the process gives up, its cancel event is set and the
+    /// kernel wait ends without taking the mutex.
     pub fn acquire(&self) -> Result<Releaser, Error> {
         crate::wait::acquire(self, true)
     }

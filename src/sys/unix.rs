@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
-use super::LockBackend;
+use super::{LockBackend, NoAbort};
 use crate::environment::sudo_owner;
 use crate::holder::{HeldLock, Holder};
-use crate::{Environment, Error};
+use crate::{lock_file_path, Environment, Error, Namespace};
 
 /// An open lock file on which this process holds `flock(LOCK_EX)`.
 /// Dropping it closes the descriptor, which releases the lock.
@@ -22,6 +22,14 @@ pub(crate) struct LockFile {
 }
 
 impl LockBackend for LockFile {
+    /// A blocking flock(2) cannot be interrupted from another thread.
+    type Abort = NoAbort;
+
+    /// The lock file; Unix has no object namespaces.
+    fn target(name: &str, _namespace: Namespace) -> PathBuf {
+        lock_file_path(name)
+    }
+
     fn try_lock(path: &Path, env: &dyn Environment) -> Result<Option<LockFile>, Error> {
         let fd = open(path, env)?;
         match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
@@ -31,12 +39,22 @@ impl LockBackend for LockFile {
         }
     }
 
-    fn lock(path: &Path, env: &dyn Environment) -> Result<LockFile, Error> {
+    fn lock(
+        path: &Path,
+        env: &dyn Environment,
+        _abort: &NoAbort,
+    ) -> Result<Option<LockFile>, Error> {
         let fd = open(path, env)?;
         match flock(&fd, FlockOperation::LockExclusive) {
-            Ok(()) => Ok(LockFile { _fd: fd }),
+            Ok(()) => Ok(Some(LockFile { _fd: fd })),
             Err(e) => Err(Error::io("lock", path, e.into())),
         }
+    }
+
+    /// Closing the descriptor always releases the flock.
+    fn release(self) -> Result<(), Error> {
+        drop(self);
+        Ok(())
     }
 }
 
