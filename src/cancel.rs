@@ -47,10 +47,10 @@ impl CancelToken {
     /// Notifies `wakeup` when the token is cancelled, until the returned
     /// registration is dropped. Callers check [`is_cancelled`](Self::is_cancelled)
     /// after registering, so a cancel in between is not missed.
-    pub(crate) fn register(&self, wakeup: &Wakeup) -> Registration<'_> {
+    pub(crate) fn register(&self, wakeup: &Wakeup) -> Registration {
         self.wakeups().push(wakeup.clone());
         Registration {
-            token: self,
+            token: self.clone(),
             wakeup: wakeup.clone(),
         }
     }
@@ -64,12 +64,14 @@ impl CancelToken {
 }
 
 /// Keeps a [`Wakeup`] registered with a [`CancelToken`]; removes it on drop.
-pub(crate) struct Registration<'a> {
-    token: &'a CancelToken,
+/// It owns a clone of the token, so an async acquisition (which owns its
+/// spec) can keep one across polls.
+pub(crate) struct Registration {
+    token: CancelToken,
     wakeup: Wakeup,
 }
 
-impl Drop for Registration<'_> {
+impl Drop for Registration {
     fn drop(&mut self) {
         self.token.wakeups().retain(|w| !w.same_as(&self.wakeup));
     }

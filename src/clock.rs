@@ -7,6 +7,7 @@
 //! [`Clock::wait_until`] so that one waiter can sleep on a deadline, a cancel
 //! signal and a hand-off at once.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -45,13 +46,46 @@ impl Clock for SystemClock {
     }
 }
 
+/// Which clock a [`Spec`](crate::Spec) uses, as far as telling the same time
+/// goes: async acquisitions share one timer thread per clock (`timer.rs`).
+///
+/// Every [`SystemClock`] is the same clock; clones of one [`ManualClock`] are
+/// one clock; any other clock is the one `Arc` a spec holds (clones of the
+/// spec share it). The ids hold no reference: whoever keys on `Manual` or
+/// `Other` keeps the clock alive, so the address is not reused meanwhile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum ClockId {
+    System,
+    Manual(usize),
+    Other(usize),
+}
+
+impl ClockId {
+    /// Shares `clock` and says which clock it is.
+    pub(crate) fn share<C: Clock + 'static>(clock: C) -> (Arc<dyn Clock>, ClockId) {
+        let any: &dyn Any = &clock;
+        let known = if any.is::<SystemClock>() {
+            Some(ClockId::System)
+        } else {
+            any.downcast_ref::<ManualClock>()
+                .map(|manual| ClockId::Manual(Arc::as_ptr(&manual.inner) as usize))
+        };
+        let shared: Arc<dyn Clock> = Arc::new(clock);
+        let id = known.unwrap_or(ClockId::Other(Arc::as_ptr(&shared) as *const () as usize));
+        (shared, id)
+    }
+}
+
 /// A clock that only moves when told to, so tests can check timeouts and
 /// polling without sleeping.
 ///
 /// It starts at the real time of its creation and advances only through
 /// [`advance`](Self::advance). Threads blocked in [`Clock::wait_until`] on it
 /// are counted ([`waiters`](Self::waiters)), so a test can wait until an
-/// acquisition is really waiting before it moves time on.
+/// acquisition is really waiting before it moves time on. Async
+/// acquisitions (feature `async`) do not block a thread of their own: all
+/// of them that wait for a deadline on this clock (and its clones) are
+/// served by one timer thread, which counts as one waiter while it sleeps.
 ///
 /// Clones share the same time.
 #[derive(Clone, Debug)]

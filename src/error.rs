@@ -9,7 +9,8 @@ use std::path::PathBuf;
 /// `Timeout` and `Cancelled` print exactly as the Go package's `ErrTimeout`
 /// and `ErrCancelled`. I/O errors keep the OS error as their
 /// [`source`](std::error::Error::source) and name the lock file (or the
-/// legacy socket, written `@/var/lib/juju/mutex-/NAME`).
+/// legacy socket, written `@/var/lib/juju/mutex-/NAME`, or on Windows the
+/// kernel object, `juju-mutex-NAME`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -27,17 +28,19 @@ pub enum Error {
     Cancelled,
 
     /// [`Spec::try_acquire`](crate::Spec::try_acquire) found the mutex held
-    /// (flock's `EWOULDBLOCK`, the legacy socket's `EADDRINUSE`, or another
-    /// waiter of this process queued first).
+    /// (flock's `EWOULDBLOCK`, the legacy socket's `EADDRINUSE`, a Windows
+    /// mutex's `WAIT_TIMEOUT`, or another waiter of this process queued first).
     #[error("mutex is held by another holder")]
     WouldBlock,
 
     /// A system call on the lock file or socket failed.
     #[error("cannot {action} {}: {source}{}", .path.display(), Hint(.hint))]
     Io {
-        /// What was being done: "open lock file", "lock", "bind legacy socket", ...
+        /// What was being done: "open lock file", "lock", "bind legacy socket",
+        /// "create or open mutex" (Windows), ...
         action: &'static str,
-        /// The lock file path, or the abstract socket name with a leading `@`.
+        /// The lock file path, the abstract socket name with a leading `@`, or
+        /// the Windows kernel object name (`[Global\]juju-mutex-NAME`).
         path: PathBuf,
         /// The OS error, kind and code kept.
         #[source]

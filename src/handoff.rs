@@ -1,5 +1,5 @@
 //! Hand-off: one kernel waiter per lock file per process, and a FIFO queue of
-//! the threads of this process that wait for it.
+//! the waiters of this process (blocking threads and async tasks alike).
 //!
 //! A blocking `flock` cannot be interrupted from another thread, and a
 //! waiter may give up (timeout, cancel) while the kernel still waits. So, as
@@ -8,15 +8,21 @@
 //! - the **kernel waiter**, one thread per lock file, sleeps in
 //!   `flock(LOCK_EX)`; each time the kernel grants the lock it hands it to
 //!   the first waiter in the queue, then waits again for the next one;
-//! - **waiters** (the threads calling `acquire`) queue up, sleep on their
-//!   [`Wakeup`](crate::Wakeup), and take the lock when it is handed to them.
+//! - **waiters** (the threads calling `acquire`, and the futures of
+//!   `acquire_async`) queue up with a [`Ticket`], sleep on their
+//!   [`Wakeup`](crate::Wakeup) (a task registers its waker there), and take
+//!   the lock when it is handed to them.
 //!
-//! A waiter that gives up leaves the queue. If the kernel grants the lock
+//! A waiter that gives up (or whose future is dropped) leaves the queue. Where the kernel wait can be
+//! interrupted (Windows: a cancel event, see [`AbortWait`]), the last waiter
+//! to leave removes the queue and aborts the kernel wait. Where it cannot
+//! (flock), the kernel waiter keeps waiting; if the kernel grants the lock
 //! when the queue is empty, the lock is released at once and the kernel
-//! waiter ends; it also ends right after handing over to the last waiter.
+//! waiter ends. It also ends right after handing over to the last waiter.
 //! So no lock leaks, and threads and descriptors are bounded by one per
 //! lock file being waited for, never one per abandoned wait. The queue is
-//! keyed by the lock file path and stamped with the process id, so a child
+//! keyed by the lock's target (the lock file path; on Windows the kernel
+//! object name) and stamped with the process id, so a child
 //! forked while a kernel waiter ran does not wait for a thread it lacks.
 
 use std::collections::{HashMap, VecDeque};
@@ -25,7 +31,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
-use crate::sys::{LockBackend, LockFile};
+use crate::sys::{AbortWait, LockBackend, LockFile};
 use crate::wait::Waiter;
 use crate::{Environment, Error};
 
@@ -38,7 +44,11 @@ static KERNEL_WAITERS_STARTED: AtomicUsize = AtomicUsize::new(0);
 struct Queue {
     pid: u32,
     waiters: VecDeque<Arc<Slot>>,
+    /// Stops this queue's kernel waiter; also tells it that the queue is its own.
+    abort: Arc<Abort>,
 }
+
+type Abort = <LockFile as LockBackend>::Abort;
 
 /// Where the kernel waiter puts the outcome for one waiter.
 struct Slot {
@@ -65,22 +75,30 @@ pub(crate) fn kernel_waiters_started() -> usize {
     KERNEL_WAITERS_STARTED.load(Ordering::Relaxed)
 }
 
-/// The fast path: locks without waiting, in the caller's thread, unless
-/// waiters of this process are already queued for `path` (then they go
-/// first and this returns `Ok(None)`).
+/// The fast path: locks without waiting, in the caller's thread, when no
+/// kernel waiter of this process runs for `path`. Returns `Ok(None)` when
+/// the caller must wait or give up instead:
 ///
-/// After every waiter gave up, the kernel waiter still sleeps in flock; when
-/// the holder releases, it holds the lock for the instant it takes to see
-/// the empty queue and release it. A `try_acquire` in that instant sees the
-/// mutex held, as it would if any other process had taken it.
-pub(crate) fn try_lock(path: &Path, env: &dyn Environment) -> Result<Option<LockFile>, Error> {
-    let queued = {
+/// - waiters of this process are queued for `path`: they go first;
+/// - a kernel waiter runs whose waiters all gave up (it still sleeps in
+///   flock) and the caller will wait (`wait`): it joins that kernel waiter's
+///   queue rather than racing it, so the kernel waiter's next grant goes to
+///   a caller instead of being taken and dropped after someone else's release.
+///
+/// A non-waiting caller facing such an idle kernel waiter tries the lock
+/// itself; if it wins, the kernel waiter still takes the lock for an instant
+/// after that caller releases, then releases it and ends.
+pub(crate) fn try_lock(
+    path: &Path,
+    env: &dyn Environment,
+    wait: bool,
+) -> Result<Option<LockFile>, Error> {
+    let must_queue = {
         let mut guard = queues();
         let queue = guard.as_mut().and_then(|q| q.get(path));
         match queue.map(|queue| (queue.pid, queue.waiters.is_empty())) {
             None => false,
-            // A kernel waiter whose waiters all gave up does not block the fast path.
-            Some((pid, no_waiters)) if pid == std::process::id() => !no_waiters,
+            Some((pid, idle)) if pid == std::process::id() => wait || !idle,
             Some(_) => {
                 // Inherited through fork: the kernel waiter is the parent's.
                 if let Some(q) = guard.as_mut() {
@@ -90,7 +108,7 @@ pub(crate) fn try_lock(path: &Path, env: &dyn Environment) -> Result<Option<Lock
             }
         }
     };
-    if queued {
+    if must_queue {
         return Ok(None);
     }
     LockFile::try_lock(path, env)
@@ -103,32 +121,97 @@ pub(crate) fn wait(
     env: Arc<dyn Environment>,
     waiter: &Waiter<'_>,
 ) -> Result<LockFile, Error> {
-    let slot = Arc::new(Slot {
-        outcome: Mutex::new(None),
-        waiter: waiter.wakeup().clone(),
-    });
-    enqueue(path, env, &slot)?;
+    let ticket = Ticket::enqueue(path, env, waiter.wakeup())?;
     loop {
-        if let Some(outcome) = slot.take() {
+        if let Some(outcome) = ticket.take() {
             return outcome;
         }
         if let Err(give_up) = waiter.check() {
-            let mut guard = queues();
-            // The hand-off happens under the same lock: either it already
-            // reached this slot, or the slot leaves the queue untouched.
-            if let Some(outcome) = slot.take() {
-                return outcome;
-            }
-            if let Some(queue) = guard.as_mut().and_then(|q| q.get_mut(path)) {
-                queue.waiters.retain(|s| !Arc::ptr_eq(s, &slot));
-            }
-            return Err(give_up);
+            // The lock may have been handed over since the check above: then it is ours.
+            return match ticket.leave() {
+                Some(outcome) => outcome,
+                None => Err(give_up),
+            };
         }
         waiter.sleep(None);
     }
 }
 
-fn enqueue(path: &Path, env: Arc<dyn Environment>, slot: &Arc<Slot>) -> Result<(), Error> {
+/// One waiter's place in the queue of a lock file: what the blocking
+/// ([`wait`]) and the async (`acquire_async.rs`) acquisitions share.
+///
+/// The kernel waiter hands the lock to the first ticket in the queue and
+/// notifies that ticket's [`Wakeup`](crate::Wakeup); the owner then
+/// [takes](Self::take) it. Dropping a ticket leaves the queue, and if the
+/// lock was already handed to it, releases it, so the kernel waiter (which
+/// waits again for the next ticket) gets it. So an abandoned wait never
+/// keeps the lock, blocks the waiters behind it, or leaves anything behind.
+pub(crate) struct Ticket {
+    path: PathBuf,
+    slot: Arc<Slot>,
+}
+
+impl Ticket {
+    /// Joins the end of the queue for `path`, starting its kernel waiter if
+    /// none runs. `wakeup` is notified when the lock is handed to this ticket.
+    ///
+    /// Never blocks: the only wait is the kernel waiter's, in its own thread.
+    pub(crate) fn enqueue(
+        path: &Path,
+        env: Arc<dyn Environment>,
+        wakeup: &crate::Wakeup,
+    ) -> Result<Ticket, Error> {
+        let slot = Arc::new(Slot {
+            outcome: Mutex::new(None),
+            waiter: wakeup.clone(),
+        });
+        join_queue(path, env, &slot)?;
+        Ok(Ticket {
+            path: path.to_owned(),
+            slot,
+        })
+    }
+
+    /// The outcome handed to this ticket (the lock, or the kernel waiter's
+    /// error), once; `None` while it is still queued.
+    pub(crate) fn take(&self) -> Option<Result<LockFile, Error>> {
+        self.slot.take()
+    }
+
+    /// Leaves the queue. Returns the outcome if the hand-off reached this
+    /// ticket first: the hand-off happens under the same lock, so either it
+    /// already did, or the slot leaves the queue untouched.
+    pub(crate) fn leave(self) -> Option<Result<LockFile, Error>> {
+        self.leave_queue()
+    }
+
+    fn leave_queue(&self) -> Option<Result<LockFile, Error>> {
+        let mut guard = queues();
+        if let Some(outcome) = self.slot.take() {
+            return Some(outcome);
+        }
+        if let Some(map) = guard.as_mut() {
+            if let Some(queue) = map.get_mut(&self.path) {
+                queue.waiters.retain(|s| !Arc::ptr_eq(s, &self.slot));
+                // The last waiter left: stop the kernel wait if the platform can.
+                if queue.waiters.is_empty() && queue.abort.abort() {
+                    map.remove(&self.path);
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        // A lock handed over but never taken is released here (after the
+        // queue lock is let go), and the kernel waiter gets it next.
+        drop(self.leave_queue());
+    }
+}
+
+fn join_queue(path: &Path, env: Arc<dyn Environment>, slot: &Arc<Slot>) -> Result<(), Error> {
     let pid = std::process::id();
     let mut guard = queues();
     let map = guard.get_or_insert_with(HashMap::new);
@@ -138,13 +221,19 @@ fn enqueue(path: &Path, env: Arc<dyn Environment>, slot: &Arc<Slot>) -> Result<(
             return Ok(());
         }
     }
+    let abort = Arc::new(Abort::new(path)?);
     let mut waiters = VecDeque::new();
     waiters.push_back(Arc::clone(slot));
-    map.insert(path.to_owned(), Queue { pid, waiters });
+    let queue = Queue {
+        pid,
+        waiters,
+        abort: Arc::clone(&abort),
+    };
+    map.insert(path.to_owned(), queue);
     let owned = path.to_owned();
     let started = thread::Builder::new()
         .name("machine-mutex-kernel-waiter".to_owned())
-        .spawn(move || kernel_waiter(owned, env));
+        .spawn(move || kernel_waiter(owned, env, abort));
     if let Err(e) = started {
         map.remove(path);
         return Err(Error::io("start a waiter thread for", path, e));
@@ -153,32 +242,73 @@ fn enqueue(path: &Path, env: Arc<dyn Environment>, slot: &Arc<Slot>) -> Result<(
     Ok(())
 }
 
-/// The kernel waiter's loop: block in flock, hand the lock to the first
-/// queued waiter, repeat while anyone waits.
-fn kernel_waiter(path: PathBuf, env: Arc<dyn Environment>) {
+/// The kernel waiter's loop: block in the kernel, hand the lock to the
+/// first queued waiter, repeat while anyone waits.
+fn kernel_waiter(path: PathBuf, env: Arc<dyn Environment>, abort: Arc<Abort>) {
     loop {
-        let outcome = LockFile::lock(&path, &*env);
+        let outcome = match LockFile::lock(&path, &*env, &abort) {
+            // Aborted: the last waiter has already removed the queue (`wait`).
+            Ok(None) => return,
+            Ok(Some(file)) => Ok(file),
+            Err(e) => Err(e),
+        };
         let mut guard = queues();
+        // Only its own queue: after an abort, a new queue (with its own
+        // kernel waiter) may exist for the same path. Anything else, and
+        // `outcome` drops here, releasing what it holds.
         let queue = match guard.as_mut().and_then(|q| q.get_mut(&path)) {
-            Some(queue) => queue,
-            None => return,
+            Some(queue) if Arc::ptr_eq(&queue.abort, &abort) => queue,
+            _ => return,
         };
         let mut unclaimed = Some(outcome);
-        if let Some(slot) = queue.waiters.pop_front() {
+        let handed = queue.waiters.pop_front();
+        if let Some(slot) = &handed {
             *slot.outcome.lock().unwrap_or_else(PoisonError::into_inner) = unclaimed.take();
-            slot.waiter.notify();
         }
         let done = queue.waiters.is_empty();
         if done {
+            // Nobody else waits: release what nobody claimed, then retire,
+            // both before a newcomer can see this queue again, so that no
+            // newcomer finds the lock held by a kernel waiter that is leaving.
+            drop(unclaimed);
             if let Some(q) = guard.as_mut() {
                 q.remove(&path);
             }
         }
         drop(guard);
-        // Nobody wanted it: dropping the lock file releases the lock.
-        drop(unclaimed);
+        // Notified outside the queue lock: a task's waker runs here, and
+        // whatever it does must not wait for this lock (nor hold up others).
+        if let Some(slot) = handed {
+            slot.waiter.notify();
+        }
         if done {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Error, Spec};
+    use std::time::Duration;
+
+    /// Rule 5: an uncontended acquisition locks in the caller's thread (no
+    /// kernel waiter is started); a contended one starts exactly one.
+    /// This is the only unit test that acquires, so the counter is ours.
+    #[test]
+    fn only_contention_starts_a_kernel_waiter() {
+        let name = format!("unit-fast-{}", std::process::id());
+        let before = kernel_waiters_started();
+        for _ in 0..100 {
+            let guard = Spec::new(&name).acquire().unwrap();
+            drop(guard);
+        }
+        assert_eq!(kernel_waiters_started(), before);
+        let held = Spec::new(&name).acquire().unwrap();
+        let spec = Spec::new(&name).with_timeout(Duration::from_millis(1));
+        assert!(matches!(spec.acquire(), Err(Error::Timeout)));
+        assert_eq!(kernel_waiters_started(), before + 1);
+        drop(held);
     }
 }

@@ -33,10 +33,59 @@
 //!   [`Spec::delay`] while another process has it
 //!   ([`Spec::with_legacy_socket`] turns this off).
 //!
+//! - **Windows**: the named kernel mutex `juju-mutex-NAME`
+//!   ([`mutex_object_name`]), the Go package's name, waited for with
+//!   `WaitForMultipleObjects` and a cancel event. An abandoned mutex (its
+//!   holder died) counts as acquired. Each held mutex has an owner thread,
+//!   because only the acquiring thread may release a Windows mutex; the
+//!   [`Releaser`] stays `Send`. By default the name lives in the caller's
+//!   session, as in Go; [`Namespace::Global`] shares it between sessions
+//!   (see [`Namespace`] for what each excludes).
+//!
 //! Waiting blocks in the kernel: a released lock is handed to a waiter at
 //! once, without polling. Inside one process, one thread per name waits in
 //! the kernel and the process's waiters queue behind it in FIFO order (see
 //! `handoff.rs`).
+//!
+//! # Async
+//!
+//! With the cargo feature `async`, `Spec::acquire_async` returns a future
+//! (`Acquire`) of the same guard and errors, for any executor (tokio,
+//! smol, async-std, `futures::executor`): the crate depends on none, only on
+//! [`std::task`]. Polling never blocks the thread. Async and blocking
+//! waiters of one process share one FIFO queue per name; dropping the future
+//! cancels its wait. Timeouts and the legacy-socket retries of async waiters
+//! are watched by one timer thread per clock (not per waiter), started on
+//! demand and ended when idle.
+//!
+//! ```
+//! # async fn service() -> Result<(), machine_mutex::Error> {
+//! use std::time::Duration;
+//! use machine_mutex::Spec;
+//! let spec = Spec::new("crate-doc-async").with_timeout(Duration::from_secs(5));
+//! let guard = spec.acquire_async().await?;
+//! // ... only one process of the machine runs this at a time ...
+//! drop(guard);
+//! # Ok(())
+//! # }
+//! # futures::executor::block_on(service()).unwrap();
+//! ```
+//!
+//! # Who holds it
+//!
+//! [`holder`] tells who holds a mutex (pid and command line) without taking
+//! it, so that a program can say what it waits for:
+//!
+//! ```
+//! if let Some(holder) = machine_mutex::holder("crate-doc-example")? {
+//!     eprintln!("waiting for crate-doc-example, held by {holder}");
+//! }
+//! # Ok::<(), machine_mutex::Error>(())
+//! ```
+//!
+//! On Linux it reads `/proc/locks` and `/proc/PID`; elsewhere it can only
+//! say *held* or *free* (see [`holder`] for each platform and for forked
+//! holders, replaced lock files and holders that exit meanwhile).
 //!
 //! # Notes on advisory locks
 //!
@@ -58,21 +107,31 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
+#[cfg(feature = "async")]
+mod acquire_async;
 mod cancel;
 mod clock;
 mod environment;
 mod error;
 mod handoff;
+mod holder;
+mod namespace;
 mod releaser;
 mod spec;
 mod sys;
+#[cfg(feature = "async")]
+mod timer;
 mod wait;
 mod wakeup;
 
+#[cfg(feature = "async")]
+pub use crate::acquire_async::Acquire;
 pub use crate::cancel::CancelToken;
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::environment::{Environment, FixedEnvironment, OsEnvironment};
 pub use crate::error::{Error, InvalidSpec};
+pub use crate::holder::{holder, HeldLock, Holder};
+pub use crate::namespace::{mutex_object_name, Namespace};
 pub use crate::releaser::Releaser;
 pub use crate::spec::{lock_file_path, validate_name, Spec, MAX_NAME_LEN};
 pub use crate::wakeup::Wakeup;
@@ -84,6 +143,17 @@ pub use crate::wakeup::Wakeup;
 /// See [`Spec::acquire`].
 pub fn acquire(spec: &Spec) -> Result<Releaser, Error> {
     spec.acquire()
+}
+
+/// Acquires the mutex described by `spec` without blocking the thread: the
+/// async counterpart of [`acquire`]. Same as [`Spec::acquire_async`];
+/// requires the cargo feature `async`.
+///
+/// # Errors
+/// See [`Spec::acquire_async`].
+#[cfg(feature = "async")]
+pub fn acquire_async(spec: &Spec) -> Acquire {
+    spec.acquire_async()
 }
 
 /// The abstract socket name that the legacy lock of `name` binds, as

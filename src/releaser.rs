@@ -12,8 +12,8 @@ use crate::Error;
 /// # Unix
 /// The guard owns the lock file's descriptor (close-on-exec, so programs the
 /// holder executes do not keep the lock) and, on Linux, the legacy socket.
-/// Releasing unlocks the file (`flock(LOCK_UN)`) and closes them. The guard
-/// is `Send` and `Sync`.
+/// Releasing closes them (unlocking the file first with `flock(LOCK_UN)`
+/// once the process has forked, see below). The guard is `Send` and `Sync`.
 ///
 /// **fork without exec.** A child forked without exec gets a copy of the
 /// descriptor, which shares the open file description and with it the
@@ -37,6 +37,16 @@ use crate::Error;
 /// next holder waits for it (polling every [`Spec::delay`](crate::Spec::delay)).
 /// Turn it off ([`Spec::with_legacy_socket`](crate::Spec::with_legacy_socket))
 /// in programs that fork long-lived children while holding the mutex.
+///
+/// # Windows
+/// A Windows mutex can only be released by the thread that acquired it, so
+/// the mutex is held by an owner thread started for this acquisition (as in
+/// the Go package); the guard holds that thread's handle. Releasing tells
+/// the owner thread to call `ReleaseMutex`, and waits until it has: when
+/// `release` returns, another process can take the mutex. The guard is
+/// `Send` and `Sync` here too: it may be released or dropped on any thread,
+/// and async code can hold it across `.await`. If the process dies, the
+/// mutex is *abandoned* and the next waiter acquires it.
 #[must_use = "if unused the mutex will immediately unlock"]
 #[clippy::has_significant_drop]
 #[derive(Debug)]
@@ -56,7 +66,9 @@ impl Releaser {
     ///
     /// # Errors
     /// The OS error of the release, if any. On Unix closing a descriptor
-    /// always releases it, so this returns `Ok(())`.
+    /// always releases it, so this returns `Ok(())`. On Windows, the error of
+    /// `ReleaseMutex` (not expected: the owner thread does own the mutex); the
+    /// handle is closed and the owner thread ended all the same.
     pub fn release(&mut self) -> Result<(), Error> {
         match self.held.take() {
             Some(held) => held.release(),

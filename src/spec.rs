@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::ClockId;
 use crate::{
-    CancelToken, Clock, Environment, Error, InvalidSpec, OsEnvironment, Releaser, SystemClock,
+    CancelToken, Clock, Environment, Error, InvalidSpec, Namespace, OsEnvironment, Releaser,
+    SystemClock,
 };
 
 /// The longest valid name, in bytes (the Go package's limit).
@@ -14,7 +16,8 @@ pub const MAX_NAME_LEN: usize = 40;
 
 /// Describes one mutex and how to wait for it: the counterpart of the Go
 /// package's `Spec` (`Name`, `Clock`, `Delay`, `Timeout`, `Cancel`), plus the
-/// [`Environment`] (Go: the package-level `Envars`) and the legacy-socket switch.
+/// [`Environment`] (Go: the package-level `Envars`), the legacy-socket switch and
+/// the Windows [`Namespace`].
 ///
 /// The common case is one line:
 ///
@@ -27,7 +30,8 @@ pub const MAX_NAME_LEN: usize = 40;
 ///
 /// Defaults: [`SystemClock`], delay [`DEFAULT_DELAY`](Self::DEFAULT_DELAY)
 /// (100 ms), no timeout (wait forever), no cancel token, the process
-/// environment, legacy socket on (Linux only; ignored elsewhere).
+/// environment, legacy socket on (Linux only; ignored elsewhere), namespace
+/// [`Namespace::Session`] (Windows only; ignored elsewhere).
 ///
 /// Building a `Spec` never fails; [`validate`](Self::validate) (called by
 /// every acquisition) reports a bad name or delay.
@@ -35,11 +39,13 @@ pub const MAX_NAME_LEN: usize = 40;
 pub struct Spec {
     name: String,
     clock: Arc<dyn Clock>,
+    clock_id: ClockId,
     delay: Duration,
     timeout: Option<Duration>,
     cancel: Option<CancelToken>,
     environment: Arc<dyn Environment>,
     legacy_socket: bool,
+    namespace: Namespace,
 }
 
 impl fmt::Debug for Spec {
@@ -55,6 +61,7 @@ impl fmt::Debug for Spec {
             )
             .field("environment", &self.environment)
             .field("legacy_socket", &self.legacy_socket)
+            .field("namespace", &self.namespace)
             .finish()
     }
 }
@@ -68,18 +75,22 @@ impl Spec {
         Spec {
             name: name.into(),
             clock: Arc::new(SystemClock),
+            clock_id: ClockId::System,
             delay: Self::DEFAULT_DELAY,
             timeout: None,
             cancel: None,
             environment: Arc::new(OsEnvironment),
             legacy_socket: true,
+            namespace: Namespace::Session,
         }
     }
 
     /// Uses `clock` to measure the timeout and pace the polling (tests pass
     /// a [`ManualClock`](crate::ManualClock)).
     pub fn with_clock(mut self, clock: impl Clock + 'static) -> Spec {
-        self.clock = Arc::new(clock);
+        let (clock, id) = ClockId::share(clock);
+        self.clock = clock;
+        self.clock_id = id;
         self
     }
 
@@ -140,6 +151,17 @@ impl Spec {
         self
     }
 
+    /// Chooses the Windows kernel object namespace: [`Namespace::Session`]
+    /// (the default, the Go package's choice) or [`Namespace::Global`]. See
+    /// [`Namespace`] for what each one excludes.
+    ///
+    /// Unix has no such namespaces (the lock file is shared by every process
+    /// that sees the same temp directory); the setting is ignored there.
+    pub fn with_namespace(mut self, namespace: Namespace) -> Spec {
+        self.namespace = namespace;
+        self
+    }
+
     /// The mutex name.
     pub fn name(&self) -> &str {
         &self.name
@@ -174,9 +196,20 @@ impl Spec {
         Arc::clone(&self.environment)
     }
 
+    /// The clock, shared, and which clock it is (for the async timer).
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn shared_clock(&self) -> (Arc<dyn Clock>, ClockId) {
+        (Arc::clone(&self.clock), self.clock_id)
+    }
+
     /// Whether the Linux legacy socket is taken too.
     pub fn legacy_socket(&self) -> bool {
         self.legacy_socket
+    }
+
+    /// The Windows kernel object namespace.
+    pub fn namespace(&self) -> Namespace {
+        self.namespace
     }
 
     /// Checks the name ([`validate_name`]) and that the delay is not zero.
@@ -204,7 +237,10 @@ impl Spec {
     /// - [`Error::InvalidSpec`]: the spec failed [`validate`](Self::validate); nothing was touched.
     /// - [`Error::Cancelled`]: the token was cancelled before or during the wait.
     /// - [`Error::Timeout`]: the timeout passed on the spec's clock.
-    /// - [`Error::Io`]: the lock file (or socket) could not be opened or locked.
+    /// - [`Error::Io`]: the lock file (or socket) could not be opened or
+    ///   locked; on Windows, the mutex could not be created, opened or
+    ///   waited for (the OS error code is kept: access denied is 5, never a
+    ///   timeout).
     ///
     /// # Unix
     /// Takes `flock(LOCK_EX)` on [`lock_file_path`]`(name)`, created if
@@ -221,6 +257,29 @@ impl Spec {
     /// Then binds the legacy abstract socket unless turned off
     /// ([`with_legacy_socket`](Self::with_legacy_socket)), retrying every
     /// [`delay`](Self::delay) while another process has it bound.
+    ///
+    /// # Windows
+    /// Creates or opens the named mutex [`mutex_object_name`](crate::mutex_object_name)`(name, namespace)`
+    /// (`juju-mutex-NAME` by default, the Go package's name, so Go and Rust
+    /// processes exclude each other) and waits for it in
+    /// `WaitForMultipleObjects` together with a cancel event. A mutex whose
+    /// holder died without releasing it (*abandoned*: the wait returns
+    /// `WAIT_ABANDONED`) counts as acquired, as in the Go package; whatever
+    /// the dead holder was protecting may be half-done.
+    ///
+    /// A Windows mutex belongs to the thread that acquired it and only that
+    /// thread can release it, so each held mutex has an *owner thread* (as
+    /// in the Go package): it creates the mutex, waits for it, holds it
+    /// while the [`Releaser`] lives and releases it when told. The guard
+    /// itself can be moved to and released from any thread. The fast path
+    /// starts that thread too.
+    ///
+    /// Waiting follows the same hand-off as on Unix: one kernel waiter per
+    /// name per process, other waiters of the process queue behind it in
+    /// FIFO order, timeout and cancel are measured by the waiting caller.
+    /// Unlike `flock`, the kernel wait can be interrupted: when the last
+    /// waiter of the process gives up, its cancel event is set and the
+    /// kernel wait ends without taking the mutex.
     pub fn acquire(&self) -> Result<Releaser, Error> {
         crate::wait::acquire(self, true)
     }
@@ -272,14 +331,15 @@ pub fn validate_name(name: &str) -> Result<(), InvalidSpec> {
     Ok(())
 }
 
-/// The lock file of the mutex `name`: the temporary directory joined with
-/// `juju-NAME`, the same file as the Go package (`os.TempDir()`), so `TMPDIR`
-/// is honoured the same way. It does not check the name.
+/// The lock file of the mutex `name`: `juju-NAME` in the temporary
+/// directory, the same file as the Go package. It does not check the name.
 ///
 /// # Unix
-/// The directory is `$TMPDIR`, or `/tmp` when `TMPDIR` is unset or empty
-/// (as Go's `os.TempDir`; unlike [`std::env::temp_dir`], which would turn an
-/// empty `TMPDIR` into the current directory).
+/// The directory follows Go's `os.TempDir()`: `$TMPDIR` when it is set and
+/// not empty, else `/tmp`. (This is not always `std::env::temp_dir()`: that
+/// returns an empty `TMPDIR` as it is, and on macOS falls back to a per-user
+/// directory when `TMPDIR` is unset.) Processes exclude each other only if
+/// they resolve the same file, so all of them must agree on `TMPDIR`.
 ///
 /// This file carries the flock. It is never deleted by this crate: a process
 /// that unlinked it could let a waiter still blocked on the old inode and a

@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use crate::cancel::Registration;
-use crate::sys::{Held, LegacyBackend, LegacySocket};
-use crate::{handoff, lock_file_path, CancelToken, Clock, Error, Releaser, Spec, Wakeup};
+use crate::sys::{Held, LegacyBackend, LegacySocket, LockBackend, LockFile};
+use crate::{handoff, CancelToken, Clock, Error, Releaser, Spec, Wakeup};
 
 /// Acquires as `spec` says; `wait == false` is `try_acquire`.
 pub(crate) fn acquire(spec: &Spec, wait: bool) -> Result<Releaser, Error> {
@@ -19,10 +19,11 @@ pub(crate) fn acquire(spec: &Spec, wait: bool) -> Result<Releaser, Error> {
         Some(timeout) if wait => spec.clock().now().checked_add(timeout),
         _ => None,
     };
-    let path = lock_file_path(spec.name());
+    // The lock file on Unix, the kernel object name on Windows.
+    let path = LockFile::target(spec.name(), spec.namespace());
     // Made only when the caller has to sleep: the fast path allocates nothing more.
     let mut waiter = None;
-    let file = match handoff::try_lock(&path, spec.environment())? {
+    let file = match handoff::try_lock(&path, spec.environment(), wait)? {
         Some(file) => file,
         None if !wait => return Err(Error::WouldBlock),
         None => handoff::wait(
@@ -69,7 +70,7 @@ pub(crate) struct Waiter<'a> {
     deadline: Option<Instant>,
     cancel: Option<&'a CancelToken>,
     wakeup: Wakeup,
-    _registration: Option<Registration<'a>>,
+    _registration: Option<Registration>,
 }
 
 impl<'a> Waiter<'a> {

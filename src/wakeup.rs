@@ -106,7 +106,7 @@ impl Wakeup {
 
     /// Registers the task to wake on the next notification (async waiters).
     /// Returns `true`, consuming it, when a notification is already pending.
-    #[allow(dead_code)] // used by async acquisition
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn register_waker(&self, waker: &Waker) -> bool {
         let mut state = self.lock();
         if state.notified {

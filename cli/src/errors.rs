@@ -1,24 +1,77 @@
-//! The errors `machine-mutex` reports, with their exact messages.
+//! The errors `machine-mutex` reports, with their exact messages. Each is
+//! printed as one line, `machine-mutex: MESSAGE`, on stderr.
 
 use std::ffi::OsString;
 use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use machine_mutex::Holder;
 
 use crate::exit_codes::ExitStatus;
 
-/// A failure of the tool itself (not of the command it runs).
+/// A failure of the tool itself, or the mutex not being obtained (not a
+/// failure of the command it runs, whose status is passed on).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// Acquiring the mutex failed.
+    /// Bad arguments, as clap reported them on one line.
+    #[error("{0}")]
+    Usage(String),
+
+    /// `try` (or `-t 0`) found the mutex held.
+    #[error("'{name}' is held by {}", holder_text(.holder))]
+    Held {
+        name: String,
+        holder: Option<Holder>,
+        code: u8,
+    },
+
+    /// The timeout passed before the mutex was free.
+    #[error("timed out after {} waiting for '{name}', held by {}",
+        humantime::format_duration(*.timeout), holder_text(.holder))]
+    Timeout {
+        name: String,
+        timeout: Duration,
+        holder: Option<Holder>,
+        code: u8,
+    },
+
+    /// A signal ended the wait.
+    #[error("{} received while waiting for '{name}'; not acquired", signal_name(*.signal))]
+    Interrupted { name: String, signal: i32 },
+
+    /// Acquiring, releasing or examining the mutex failed.
     #[error("{name}: {source}")]
-    Acquire {
+    Lock {
         name: String,
         #[source]
         source: machine_mutex::Error,
     },
-    /// The command could not be started.
-    #[error("{}: {source}", .program.to_string_lossy())]
+
+    /// The temp directory could not be listed.
+    #[error("cannot list lock files in {}: {source}", .dir.display())]
+    List {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// COMMAND is not in PATH, or the path given does not exist.
+    #[error("{}: command not found", .program.to_string_lossy())]
+    NotFound { program: OsString },
+
+    /// COMMAND could not be started.
+    #[error("cannot run {}: {source}", .program.to_string_lossy())]
     Spawn {
         program: OsString,
+        #[source]
+        source: io::Error,
+    },
+
+    /// Signal handling or waiting for COMMAND failed.
+    #[error("{action}: {source}")]
+    System {
+        action: &'static str,
         #[source]
         source: io::Error,
     },
@@ -28,12 +81,35 @@ impl CliError {
     /// The exit status this error ends the tool with.
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            CliError::Acquire { source, .. } if source.is_contention() => ExitStatus::Conflict,
-            CliError::Acquire { .. } => ExitStatus::Failure,
+            CliError::Usage(_) => ExitStatus::Usage,
+            CliError::Held { code, .. } | CliError::Timeout { code, .. } => {
+                ExitStatus::Conflict(*code)
+            }
+            CliError::Interrupted { signal, .. } => ExitStatus::Signal(*signal),
+            CliError::Lock { .. } | CliError::List { .. } | CliError::System { .. } => {
+                ExitStatus::Failure
+            }
+            CliError::NotFound { .. } => ExitStatus::NotFound,
             CliError::Spawn { source, .. } if source.kind() == io::ErrorKind::NotFound => {
                 ExitStatus::NotFound
             }
             CliError::Spawn { .. } => ExitStatus::CannotExecute,
         }
     }
+}
+
+/// "PID 1234 (cmd ...)", "an unknown process", or, when the holder left
+/// between the failure and the query, "another process".
+fn holder_text(holder: &Option<Holder>) -> String {
+    match holder {
+        Some(holder) => holder.to_string(),
+        None => "another process".to_owned(),
+    }
+}
+
+/// SIGINT, SIGTERM, ... or "signal N".
+pub fn signal_name(signal: i32) -> String {
+    signal_hook::low_level::signal_name(signal)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("signal {signal}"))
 }

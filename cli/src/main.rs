@@ -1,68 +1,50 @@
 //! `machine-mutex`: a thin command-line front to the `machine_mutex` library.
 
+mod acquire;
 mod cli;
 mod errors;
 mod exit_codes;
+mod hold;
+mod report;
+mod run;
+mod signals;
+mod waiting;
 
-use std::process::{Command as Process, ExitCode};
+use std::io::Write;
+use std::process::ExitCode;
 
 use clap::Parser;
-use machine_mutex::Spec;
 
-use crate::cli::{Command, Opts, RunArgs};
+use crate::cli::{Command, Opts, ParseOutcome};
 use crate::errors::CliError;
 use crate::exit_codes::ExitStatus;
 
 fn main() -> ExitCode {
-    let opts = Opts::parse();
-    match run(opts) {
+    match run() {
         Ok(status) => status.into(),
         Err(err) => {
-            eprintln!("machine-mutex: {err}");
+            let _ = writeln!(std::io::stderr(), "machine-mutex: {err}");
             err.exit_status().into()
         }
     }
 }
 
-fn run(opts: Opts) -> Result<ExitStatus, CliError> {
-    match opts.command {
-        Command::Run(args) => run_command(args),
-    }
-}
-
-/// `run`: acquire, run the command with inherited stdio, release, pass its status on.
-fn run_command(args: RunArgs) -> Result<ExitStatus, CliError> {
-    let mut spec = Spec::new(args.name.clone());
-    if let Some(timeout) = args.timeout {
-        spec = spec.with_timeout(timeout);
-    }
-    let guard = spec.acquire().map_err(|source| CliError::Acquire {
-        name: args.name.clone(),
-        source,
-    })?;
-    let (program, rest) = args.command.split_first().expect("clap requires a command");
-    let status = Process::new(program)
-        .args(rest)
-        .status()
-        .map_err(|source| CliError::Spawn {
-            program: program.clone(),
-            source,
-        })?;
-    drop(guard);
-    Ok(ExitStatus::Command(status_code(status)))
-}
-
-/// The command's exit status, or 128 + signal number as shells report it.
-fn status_code(status: std::process::ExitStatus) -> u8 {
-    if let Some(code) = status.code() {
-        return (code & 0xff) as u8;
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(signal) = status.signal() {
-            return (128 + signal).min(255) as u8;
+fn run() -> Result<ExitStatus, CliError> {
+    let opts = match Opts::try_parse() {
+        Ok(opts) => opts,
+        Err(err) => {
+            return match cli::parse_outcome(err) {
+                ParseOutcome::Printed(0) => Ok(ExitStatus::Success),
+                ParseOutcome::Printed(_) => Ok(ExitStatus::Usage),
+                ParseOutcome::Usage(line) => Err(CliError::Usage(line)),
+            }
         }
+    };
+    match &opts.command {
+        Command::Run(args) => run::run(&args.lock, Some(&args.wait), &args.command),
+        Command::Try(args) => run::run(&args.lock, None, &args.command),
+        Command::Hold(args) => hold::hold(args),
+        Command::Status(args) => report::status(args),
+        Command::List(args) => report::list(args),
     }
-    1
 }

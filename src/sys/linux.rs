@@ -20,6 +20,10 @@ use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 use super::{ForkStamp, LegacyBackend, Sharing};
 use crate::{legacy_socket_name, Error, LEGACY_SOCKET_PREFIX as SOCKET_PREFIX};
 
+mod holder;
+
+pub(crate) use self::holder::holder;
+
 /// A bound legacy socket; dropping it closes the socket and frees the name.
 #[derive(Debug)]
 pub(crate) struct LegacySocket {

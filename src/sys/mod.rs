@@ -1,46 +1,107 @@
 //! The platform boundary: the one place that picks code by operating system.
 //!
-//! - [`unix`] (Linux, macOS, the BSDs): the lock file and its `flock(2)`.
-//! - [`linux`]: the legacy abstract Unix socket of juju/mutex v1.
-//! - other Unix systems have no legacy socket (`no_legacy` below).
+//! - `unix` (Linux, macOS, the BSDs): the lock file and its `flock(2)`,
+//!   and the temporary directory it lives in ([`temp_dir`]).
+//! - `linux`: the legacy abstract Unix socket of juju/mutex v1, and the
+//!   holder query through procfs.
+//! - `windows`: the named kernel mutex `juju-mutex-NAME`, held by an owner
+//!   thread per acquisition.
+//! - other systems have no legacy socket (`no_legacy` below).
 //!
-//! The rest of the crate sees only [`LockFile`], [`LegacySocket`] and
-//! [`Held`], and relies on the contracts written on [`LockBackend`] and
-//! [`LegacyBackend`].
+//! The rest of the crate sees only [`LockFile`] (the platform's lock: a lock
+//! file on Unix, a named mutex on Windows), [`LegacySocket`], [`Held`],
+//! [`temp_dir`] and `holder`, and relies on the contracts written on
+//! [`LockBackend`], [`AbortWait`] and [`LegacyBackend`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::{Environment, Error};
+use crate::{Environment, Error, Namespace};
 
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
 pub(crate) use self::unix::{temp_dir, LockFile};
 
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub(crate) use self::windows::NamedMutex as LockFile;
+
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
 pub(crate) use self::linux::{fork_stamp, sharing_since, LegacySocket};
 
-#[cfg(all(unix, not(target_os = "linux")))]
+#[cfg(not(target_os = "linux"))]
 pub(crate) use self::no_legacy::LegacySocket;
 #[cfg(all(unix, not(target_os = "linux")))]
 pub(crate) use self::portable_fork::{fork_stamp, sharing_since};
 
+/// The temporary directory elsewhere: `std::env::temp_dir()`, which on
+/// Windows is `GetTempPath`, as Go's `os.TempDir()`. (The Windows lock is a
+/// named kernel object; [`lock_file_path`](crate::lock_file_path) only names
+/// a file there.)
 #[cfg(not(unix))]
+pub(crate) fn temp_dir() -> std::path::PathBuf {
+    std::env::temp_dir()
+}
+
+// The holder query, `holder(name, lock_file_path) -> Result<Option<Holder>, Error>`:
+// who holds the mutex, `Ok(None)` when free; never creates the lock file,
+// never waits, and takes no lock where the platform can answer without
+// (Linux: procfs). Its documentation per platform is on `crate::holder`.
+#[cfg(target_os = "linux")]
+pub(crate) use self::linux::holder;
+#[cfg(all(unix, not(target_os = "linux")))]
+pub(crate) use self::unix::probe_holder as holder;
+#[cfg(windows)]
+pub(crate) use self::windows::holder;
+
+#[cfg(not(any(unix, windows)))]
 compile_error!("machine-mutex supports Unix (flock) and Windows (named mutex) only");
 
 /// The contract of a platform's lock: the hand-off and wait code
 /// (`handoff.rs`, `wait.rs`) depend on nothing else.
+///
+/// A lock is known by its *target*: the lock file path on Unix, the kernel
+/// object name on Windows. The hand-off queues are keyed by it and I/O
+/// errors name it.
 pub(crate) trait LockBackend: Sized + Send + 'static {
-    /// Takes the lock at `path` without waiting: `Ok(None)` when another
-    /// holder has it. Never blocks.
-    fn try_lock(path: &Path, env: &dyn Environment) -> Result<Option<Self>, Error>;
+    /// What stops a blocking [`lock`](Self::lock) from another thread.
+    type Abort: AbortWait;
 
-    /// Takes the lock at `path`, sleeping in the kernel until it is free.
-    /// Interrupted system calls are retried, never reported. Dropping the
-    /// value releases the lock.
-    fn lock(path: &Path, env: &dyn Environment) -> Result<Self, Error>;
+    /// The target of the mutex `name` in `namespace` (ignored on Unix).
+    fn target(name: &str, namespace: Namespace) -> PathBuf;
+
+    /// Takes the lock without waiting: `Ok(None)` when another holder has
+    /// it. Never blocks.
+    fn try_lock(target: &Path, env: &dyn Environment) -> Result<Option<Self>, Error>;
+
+    /// Takes the lock, sleeping in the kernel until it is free. Interrupted
+    /// system calls are retried, never reported. Returns `Ok(None)` only
+    /// after `abort` was [aborted](AbortWait::abort) (where the platform can
+    /// abort a kernel wait at all).
+    fn lock(
+        target: &Path,
+        env: &dyn Environment,
+        abort: &Self::Abort,
+    ) -> Result<Option<Self>, Error>;
+
+    /// Releases the lock and reports the OS error, if any. Dropping the
+    /// value releases it too, ignoring errors.
+    fn release(self) -> Result<(), Error>;
+}
+
+/// Stops one blocking [`LockBackend::lock`] from another thread.
+pub(crate) trait AbortWait: Sized + Send + Sync + 'static {
+    /// A fresh one, not aborted.
+    fn new(target: &Path) -> Result<Self, Error>;
+
+    /// Makes the `lock` call that waits with this end with `Ok(None)`
+    /// (now, or as soon as it starts), unless it already took the lock.
+    /// Returns `false` where the platform cannot abort a kernel wait: the
+    /// wait then goes on until the lock is granted.
+    fn abort(&self) -> bool;
 }
 
 /// The contract of the compatibility lock taken after the main one.
@@ -51,6 +112,7 @@ pub(crate) trait LegacyBackend: Sized + Send + Sync + 'static {
 
 /// Recorded when a lock is taken, to tell at release whether the descriptor
 /// may be shared with children forked since (see [`Sharing`]).
+#[cfg(unix)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ForkStamp(u32);
 
@@ -59,6 +121,7 @@ pub(crate) struct ForkStamp(u32);
 /// The contract of `fork_stamp() -> ForkStamp` and
 /// `sharing_since(ForkStamp) -> Sharing` (one pair per platform):
 /// both are async-signal-safe, and on Linux neither makes a system call.
+#[cfg(unix)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Sharing {
     /// This process took the lock and has not forked: closing releases it.
@@ -74,30 +137,44 @@ pub(crate) enum Sharing {
 /// Everything one acquisition holds; dropping it releases all of it.
 #[derive(Debug)]
 pub(crate) struct Held {
-    // Field order is release order: the legacy socket goes first, then the flock.
-    _socket: Option<LegacySocket>,
-    _file: LockFile,
+    // Field order is release order: the legacy socket goes first, then the lock.
+    socket: Option<LegacySocket>,
+    file: LockFile,
 }
 
 impl Held {
     pub(crate) fn new(file: LockFile, socket: Option<LegacySocket>) -> Held {
-        Held {
-            _socket: socket,
-            _file: file,
-        }
+        Held { socket, file }
     }
 
-    /// Releases the socket, then the lock file.
+    /// Releases the socket, then the lock; returns the lock's release error.
     pub(crate) fn release(self) -> Result<(), Error> {
-        drop(self);
-        Ok(())
+        let Held { socket, file } = self;
+        drop(socket);
+        file.release()
     }
 }
 
-#[cfg(all(unix, not(target_os = "linux")))]
+/// For platforms whose kernel waits cannot be interrupted (`flock(2)`):
+/// aborting does nothing and says so.
+#[allow(dead_code)] // not used on every platform
+#[derive(Debug)]
+pub(crate) struct NoAbort;
+
+impl AbortWait for NoAbort {
+    fn new(_target: &Path) -> Result<Self, Error> {
+        Ok(NoAbort)
+    }
+
+    fn abort(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
 mod no_legacy {
-    //! Unix systems other than Linux have no abstract sockets; juju/mutex
-    //! never took a second lock there.
+    //! Systems other than Linux have no abstract sockets; juju/mutex never
+    //! took a second lock there.
 
     use super::LegacyBackend;
     use crate::Error;

@@ -35,9 +35,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rustix::fs::{FileType, FlockOperation, Mode, OFlags, Stat, Timespec, Timestamps};
 use rustix::io::Errno;
 
-use super::{fork_stamp, sharing_since, ForkStamp, LockBackend, Sharing};
+use super::{fork_stamp, sharing_since, ForkStamp, LockBackend, NoAbort, Sharing};
 use crate::environment::sudo_owner;
-use crate::{Environment, Error};
+use crate::holder::{HeldLock, Holder};
+use crate::{lock_file_path, Environment, Error, Namespace};
 
 /// Timestamps older than this are refreshed when the lock is taken: an hour,
 /// far below the ages temp-dir cleaners use (systemd-tmpfiles: 10 days for
@@ -48,10 +49,13 @@ pub(crate) const REFRESH_AFTER: Duration = Duration::from_secs(3600);
 /// after locking it before the acquisition gives up with an error.
 const MAX_STALE: usize = 100;
 
-/// The directory of the lock files, as Go's `os.TempDir` finds it on Unix:
-/// `$TMPDIR`, or `/tmp` when it is unset **or empty**. (`std::env::temp_dir`
-/// returns an empty `TMPDIR` as it is, which would put the lock file in the
-/// current directory, where no other process looks.)
+/// The directory of the lock files, by the rule of Go's `os.TempDir()` on
+/// Unix: `$TMPDIR` when it is set and not empty, else `/tmp`.
+///
+/// Not `std::env::temp_dir()`, which differs from Go in two cases: it
+/// returns an empty `$TMPDIR` as it is (a path relative to the working
+/// directory), and on macOS, when `TMPDIR` is unset, it returns the per-user
+/// `confstr(_CS_DARWIN_USER_TEMP_DIR)` directory where Go uses `/tmp`.
 pub(crate) fn temp_dir() -> PathBuf {
     match std::env::var_os("TMPDIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
@@ -86,6 +90,14 @@ impl Drop for LockFile {
 }
 
 impl LockBackend for LockFile {
+    /// A blocking flock(2) cannot be interrupted from another thread.
+    type Abort = NoAbort;
+
+    /// The lock file; Unix has no object namespaces.
+    fn target(name: &str, _namespace: Namespace) -> PathBuf {
+        lock_file_path(name)
+    }
+
     fn try_lock(path: &Path, env: &dyn Environment) -> Result<Option<LockFile>, Error> {
         for _ in 0..MAX_STALE {
             let fd = open(path)?;
@@ -114,7 +126,11 @@ impl LockBackend for LockFile {
         Err(stale_error(path))
     }
 
-    fn lock(path: &Path, env: &dyn Environment) -> Result<LockFile, Error> {
+    fn lock(
+        path: &Path,
+        env: &dyn Environment,
+        _abort: &NoAbort,
+    ) -> Result<Option<LockFile>, Error> {
         for _ in 0..MAX_STALE {
             let fd = open(path)?;
             // Never block on something that is not a lock file.
@@ -131,9 +147,16 @@ impl LockBackend for LockFile {
                 continue;
             }
             file.settle(&st, env);
-            return Ok(file);
+            return Ok(Some(file));
         }
         Err(stale_error(path))
+    }
+
+    /// Closing the descriptor (after `LOCK_UN` where a forked child may share
+    /// it) always releases the flock.
+    fn release(self) -> Result<(), Error> {
+        drop(self);
+        Ok(())
     }
 }
 
@@ -202,6 +225,30 @@ pub(crate) fn is_old(st: &Stat, now: SystemTime) -> bool {
     now.saturating_sub(oldest) > REFRESH_AFTER.as_secs() as i64
 }
 
+/// Whether the lock at `path` is held, found by trying it: the file is opened
+/// if it exists (never created; a missing file is free) and a shared,
+/// non-blocking flock is tried. `EWOULDBLOCK` means an exclusive holder has
+/// it: held, holder unknown. Success means free; the shared lock is released
+/// at once by closing the descriptor. The holder query of systems without
+/// `/proc/locks` (see [`crate::holder`] for the instant this probe holds a
+/// shared lock).
+pub(crate) fn probe_holder(_name: &str, path: &Path) -> Result<Option<Holder>, Error> {
+    // Opened as for locking: a FIFO must not hang the probe, a link is not followed.
+    let fd = loop {
+        match rustix::fs::open(path, OPEN_FLAGS, Mode::empty()) {
+            Ok(fd) => break fd,
+            Err(Errno::INTR) => continue,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(open_error("open lock file", path, e)),
+        }
+    };
+    match flock(&fd, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => Ok(None),
+        Err(Errno::WOULDBLOCK) => Ok(Some(Holder::unknown(HeldLock::LockFile))),
+        Err(e) => Err(Error::io("probe the lock on", path, e.into())),
+    }
+}
+
 /// Whether `path` (not following a symbolic link) still names the file of `st`.
 fn names_same_file(path: &Path, st: &Stat) -> Result<bool, Error> {
     match rustix::fs::lstat(path) {
@@ -225,6 +272,13 @@ fn flock(fd: &OwnedFd, op: FlockOperation) -> Result<(), Errno> {
     }
 }
 
+/// How the lock file is opened (see [`open`]).
+const OPEN_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::CLOEXEC)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::NOCTTY);
+
 /// Opens the lock file read-only and close-on-exec, creating it with mode
 /// 0600 when missing.
 ///
@@ -240,8 +294,7 @@ fn flock(fd: &OwnedFd, op: FlockOperation) -> Result<(), Errno> {
 /// it has no effect on a regular file or on flock. `O_NOCTTY`: a terminal
 /// device there never becomes the controlling terminal.
 fn open(path: &Path) -> Result<OwnedFd, Error> {
-    let flags =
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let flags = OPEN_FLAGS;
     let mut attempts = 0;
     loop {
         attempts += 1;

@@ -17,17 +17,24 @@ use std::time::Duration;
 
 use machine_mutex::Spec;
 
-/// A name no other test (or test run) uses: `t-TAG-PID-N`, cut to 40 bytes.
+/// A name no other test, test run or concurrent checkout uses:
+/// `t-TAG-PID-N-TIME` (TIME: low bits of the clock in hex), at most 40 bytes.
 pub fn unique_name(tag: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() ^ d.as_secs() as u32)
+        .unwrap_or(0);
     let mut tag: String = tag
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .collect();
-    tag.truncate(20);
-    format!("t-{tag}-{pid}-{n}")
+    tag.truncate(12);
+    let name = format!("t-{tag}-{pid}-{n}-{:05x}", nanos & 0xfffff);
+    debug_assert!(name.len() <= machine_mutex::MAX_NAME_LEN);
+    name
 }
 
 /// A running child in some role, its stdin kept open until [`ChildProc::release`].
@@ -79,6 +86,13 @@ impl ChildProc {
                 return rest.trim().to_owned();
             }
         }
+    }
+
+    /// Writes one line to the child's stdin (for example to open a gate).
+    pub fn send_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("child stdin still open");
+        writeln!(stdin, "{line}").expect("write to child stdin");
+        stdin.flush().expect("flush child stdin");
     }
 
     /// Closes the child's stdin: a holder releases and exits.
@@ -204,6 +218,11 @@ pub fn child_main() {
             let iters: usize = std::env::var("MM_TEST_ITERS").unwrap().parse().unwrap();
             let counter = env_path("MM_TEST_COUNTER").expect("MM_TEST_COUNTER");
             say("started");
+            if std::env::var_os("MM_TEST_GATE").is_some() {
+                // Wait for the parent's "go", so that all children start together.
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).expect("read gate");
+            }
             for _ in 0..iters {
                 let guard = child_spec(&name).acquire().expect("stress acquire");
                 stress_step(&counter);

@@ -1,0 +1,257 @@
+//! `run` and `try` through the real binary: statuses, conflicts, timeouts,
+//! the waiting message, and signals.
+
+mod support;
+
+use std::os::unix::process::ExitStatusExt;
+
+use rustix::process::Signal;
+use support::{shown, stderr, stdout, KillOnPanic, Scratch, BIN};
+
+/// COMMAND runs holding the mutex (a `status` run inside it names the `run`
+/// process as the holder), its status is passed on, and the mutex is free
+/// once it has ended.
+#[test]
+fn run_holds_while_command_runs_and_passes_its_status_on() {
+    let scratch = Scratch::new();
+    let name = scratch.name("run-status");
+    let script = r#""$0" status --json "$1"; exit 7"#;
+    let mut run = scratch.spawn(&["run", &name, "--", "sh", "-c", script, BIN, &name]);
+    let run_pid = run.pid();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout.next_line()).unwrap();
+    assert_eq!(run.wait().code(), Some(7));
+    assert_eq!(report["state"], "held");
+    assert_eq!(report["holder"]["pid"], run_pid);
+    assert_eq!(report["holder"]["lock"], "file");
+    assert_eq!(report["holder"]["command"][1], "run");
+
+    let after = scratch.output(&["status", &name]);
+    assert_eq!(after.status.code(), Some(0));
+    assert_eq!(stdout(&after), format!("{name}: free\n"));
+}
+
+/// A command killed by signal N makes machine-mutex exit 128+N (as a
+/// shell reports it), by a normal exit, not by dying itself.
+#[test]
+fn command_killed_by_a_signal_gives_128_plus_n() {
+    let scratch = Scratch::new();
+    let name = scratch.name("run-killed");
+    let out = scratch.output(&["run", &name, "--", "sh", "-c", "kill -KILL $$"]);
+    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+    let out = scratch.output(&["try", &name, "--", "sh", "-c", "exit 200"]);
+    assert_eq!(out.status.code(), Some(200));
+}
+
+/// `try` runs COMMAND when the mutex is free; when it is held, COMMAND does
+/// not run, the exit status is 1 (or -E N), and stderr names the holder.
+#[test]
+fn try_fails_at_once_naming_the_holder() {
+    let scratch = Scratch::new();
+    let name = scratch.name("try");
+    let out = scratch.output(&["try", &name, "--", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+
+    let (_holder, pid) = scratch.hold(&name, &[]);
+    let marker = scratch.path().join("ran");
+    let marker = marker.to_str().unwrap();
+    let out = scratch.output(&["try", &name, "--", "touch", marker]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "machine-mutex: '{name}' is held by {}\n",
+            shown(pid, &["hold", &name])
+        )
+    );
+    let out = scratch.output(&["try", "-E", "42", &name, "--", "touch", marker]);
+    assert_eq!(out.status.code(), Some(42));
+    // --timeout 0 is "do not wait", as flock -w 0.
+    let out = scratch.output(&["run", "-t", "0", &name, "--", "touch", marker]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!std::path::Path::new(marker).exists(), "COMMAND ran");
+}
+
+/// A timeout gives 1 (or -E N) and one line naming the holder; --quiet
+/// silences the waiting message even though the wait passes one second.
+#[test]
+fn timeout_exits_1_or_e_and_quiet_silences_the_waiting_message() {
+    let scratch = Scratch::new();
+    let name = scratch.name("timeout");
+    let (_holder, pid) = scratch.hold(&name, &[]);
+    let out = scratch.output(&["run", "-q", "--timeout", "1500ms", &name, "--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "machine-mutex: timed out after 1s 500ms waiting for '{name}', held by {}\n",
+            shown(pid, &["hold", &name])
+        )
+    );
+    let out = scratch.output(&["run", "-q", "-t", "0.2", "-E", "75", &name, "--", "true"]);
+    assert_eq!(out.status.code(), Some(75));
+}
+
+/// With stderr not a terminal, a wait longer than about a second prints one
+/// line naming what it waits for and who holds it; when the holder
+/// releases, COMMAND runs and nothing more is printed on stderr.
+#[test]
+fn waiting_message_names_the_holder_on_one_line() {
+    let scratch = Scratch::new();
+    let name = scratch.name("waiting");
+    let (mut holder, pid) = scratch.hold(&name, &[]);
+    let mut run = scratch.spawn(&["run", &name, "--", "echo", "acquired"]);
+    assert_eq!(
+        run.stderr.next_line(),
+        format!(
+            "machine-mutex: waiting for '{name}', held by {}",
+            shown(pid, &["hold", &name])
+        )
+    );
+    holder.close_stdin();
+    assert_eq!(holder.wait().code(), Some(0));
+    assert_eq!(run.stdout.next_line(), "acquired");
+    assert_eq!(run.wait().code(), Some(0));
+    assert_eq!(run.stderr.rest(), Vec::<String>::new());
+}
+
+/// SIGTERM and SIGINT sent to `run` reach COMMAND (here a `hold` of another
+/// mutex that ignores its stdin, so only a signal ends it: it releases and
+/// exits 0); `run` then exits with its status (0, by exiting, not killed)
+/// and both mutexes are free.
+#[test]
+fn sigterm_and_sigint_are_passed_on_and_the_mutex_released_after() {
+    for signal in [Signal::TERM, Signal::INT] {
+        let scratch = Scratch::new();
+        let outer = scratch.name("fwd-outer");
+        let inner = scratch.name("fwd-inner");
+        let mut run = scratch.spawn(&["run", &outer, "--", BIN, "hold", "--ignore-stdin", &inner]);
+        let line = run.stdout.next_line();
+        let inner_pid: u32 = line
+            .strip_prefix(&format!("holds {inner} as PID "))
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+            .parse()
+            .unwrap();
+        let _inner = KillOnPanic(inner_pid);
+        assert_ne!(inner_pid, run.pid());
+
+        run.signal(signal);
+        let status = run.wait();
+        assert_eq!(status.signal(), None, "run itself was killed");
+        assert_eq!(status.code(), Some(0), "{signal:?}");
+        for name in [&outer, &inner] {
+            let out = scratch.output(&["status", name]);
+            assert_eq!(stdout(&out), format!("{name}: free\n"));
+        }
+    }
+}
+
+/// A COMMAND that does not handle SIGTERM dies of it; `run` reports 143 by
+/// exiting, and the mutex is released.
+#[test]
+fn sigterm_that_kills_command_gives_143() {
+    let scratch = Scratch::new();
+    let name = scratch.name("fwd-kill");
+    let mut run = scratch.spawn(&["run", &name, "--", "sh", "-c", "echo $$; exec sleep 600"]);
+    let _sleep = KillOnPanic(run.stdout.next_line().parse().unwrap());
+    run.signal(Signal::TERM);
+    let status = run.wait();
+    assert_eq!((status.code(), status.signal()), (Some(143), None));
+    let out = scratch.output(&["status", &name]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// A signal during the wait ends it: COMMAND is not run, the status is
+/// 128+N, and the holder keeps the mutex.
+#[test]
+fn signal_while_waiting_ends_the_wait_without_running_command() {
+    let scratch = Scratch::new();
+    let name = scratch.name("wait-signal");
+    let (_holder, pid) = scratch.hold(&name, &[]);
+    let marker = scratch.path().join("ran");
+    let mut run = scratch.spawn(&["run", &name, "--", "touch", marker.to_str().unwrap()]);
+    assert!(run.stderr.next_line().contains("waiting for"));
+    run.signal(Signal::TERM);
+    let status = run.wait();
+    assert_eq!((status.code(), status.signal()), (Some(143), None));
+    assert_eq!(
+        run.stderr.rest(),
+        vec![format!(
+            "machine-mutex: SIGTERM received while waiting for '{name}'; not acquired"
+        )]
+    );
+    assert!(!marker.exists());
+    let out = scratch.output(&["status", "--json", &name]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["holder"]["pid"], pid);
+}
+
+/// A COMMAND that is not found or not executable fails before the mutex is
+/// taken (127, 126), on one line, leaving nothing on disk.
+#[test]
+fn missing_or_unrunnable_command_fails_before_locking() {
+    let scratch = Scratch::new();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let plain = elsewhere.path().join("plain-file");
+    std::fs::write(&plain, "").unwrap();
+    let missing = elsewhere.path().join("missing");
+    for (args, code, message) in [
+        (
+            vec!["no-such-command-mm"],
+            127,
+            "no-such-command-mm: command not found".to_owned(),
+        ),
+        (
+            vec![missing.to_str().unwrap()],
+            127,
+            format!("{}: command not found", missing.display()),
+        ),
+        (
+            vec![plain.to_str().unwrap()],
+            126,
+            format!(
+                "cannot run {}: not executable (no x permission)",
+                plain.display()
+            ),
+        ),
+    ] {
+        for verb in ["run", "try"] {
+            let mut all = vec![verb, "cmd-check", "--"];
+            all.extend_from_slice(&args);
+            let out = scratch.output(&all);
+            assert_eq!(out.status.code(), Some(code), "{all:?}");
+            assert_eq!(stderr(&out), format!("machine-mutex: {message}\n"));
+            assert_eq!(scratch.entries(), Vec::<String>::new(), "{all:?}");
+        }
+    }
+}
+
+/// When the lock file cannot be created (TMPDIR does not exist), `run`,
+/// `try` and `hold` fail with 71 and one line naming the file and the cause.
+#[test]
+fn lock_file_that_cannot_be_created_gives_71() {
+    let scratch = Scratch::new();
+    let missing = scratch.path().join("missing");
+    for args in [
+        vec!["run", "nodir", "--", "true"],
+        vec!["try", "nodir", "--", "true"],
+        vec!["hold", "nodir"],
+    ] {
+        let out = std::process::Command::new(BIN)
+            .args(&args)
+            .env("TMPDIR", &missing)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(71), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with(&format!(
+                "machine-mutex: nodir: cannot create lock file {}/juju-nodir: ",
+                missing.display()
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("check TMPDIR"), "{args:?}: {err}");
+    }
+}

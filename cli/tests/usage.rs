@@ -1,0 +1,116 @@
+//! Usage errors, help and version through the real binary.
+
+mod support;
+
+use support::{stderr, stdout, Scratch};
+
+/// Invalid names, bad values, unknown flags and missing commands: exit 2,
+/// one line on stderr saying what is wrong, nothing on stdout, nothing
+/// created in TMPDIR.
+#[test]
+fn usage_errors_are_one_line_exit_2_and_create_nothing() {
+    let scratch = Scratch::new();
+    let long = "a".repeat(41);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["run", "4x", "--", "true"],
+            "invalid value '4x' for '<NAME>': name \"4x\" must start with an ASCII letter",
+        ),
+        (vec!["try", "a b", "--", "true"], "contains ' ' at byte 1"),
+        (
+            vec!["hold", &long],
+            "name is 41 bytes long; at most 40 are allowed",
+        ),
+        (vec!["status", "a/b"], "contains '/' at byte 1"),
+        (
+            vec!["run", "ok", "--bogus", "--", "true"],
+            "unexpected argument '--bogus' found",
+        ),
+        (
+            vec!["run", "ok"],
+            "the following required arguments were not provided: <COMMAND>...",
+        ),
+        (
+            vec!["run", "ok", "--"],
+            "the following required arguments were not provided: <COMMAND>...",
+        ),
+        (
+            vec!["run", "ok", "make", "all"],
+            "unexpected argument 'make' found; give COMMAND after '--'",
+        ),
+        (
+            vec!["run", "-t", "soon", "ok", "--", "true"],
+            "invalid value 'soon' for '--timeout <DURATION>'",
+        ),
+        (
+            vec!["hold", "--delay", "0", "ok"],
+            "the delay must be greater than zero",
+        ),
+        (
+            vec!["try", "-E", "256", "ok", "--", "true"],
+            "256 is not in 0..=255",
+        ),
+        (vec!["list", "extra"], "unexpected argument 'extra' found"),
+        (vec!["frobnicate"], "unrecognized subcommand 'frobnicate'"),
+    ];
+    for (args, expected) in cases {
+        let out = scratch.output(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("machine-mutex: "), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert_eq!(stdout(&out), "", "{args:?}");
+        assert_eq!(scratch.entries(), Vec::<String>::new(), "{args:?}");
+    }
+}
+
+/// No arguments at all: the help, as a usage error.
+#[test]
+fn no_arguments_prints_help_and_exits_2() {
+    let out = Scratch::new().output(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("Usage: machine-mutex <COMMAND>"));
+}
+
+/// --help of the tool and of every command shows examples and the exit
+/// statuses; --version prints the version. Both exit 0 on stdout.
+#[test]
+fn help_has_examples_and_exit_statuses() {
+    let scratch = Scratch::new();
+    let out = scratch.output(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    for needle in [
+        "Examples:",
+        "Exit status",
+        "71",
+        "126",
+        "128+N",
+        "run",
+        "try",
+        "hold",
+        "status",
+        "list",
+    ] {
+        assert!(text.contains(needle), "--help lacks {needle:?}");
+    }
+    for command in ["run", "try", "hold", "status", "list"] {
+        for flag in ["-h", "--help"] {
+            let out = scratch.output(&[command, flag]);
+            assert_eq!(out.status.code(), Some(0));
+            let text = stdout(&out);
+            assert!(
+                text.contains("Examples:\n  machine-mutex"),
+                "{command} {flag}"
+            );
+            assert!(text.contains("Exit status:"), "{command} {flag}");
+        }
+    }
+    let out = scratch.output(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        stdout(&out),
+        format!("machine-mutex {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
