@@ -25,47 +25,41 @@
 //! object name) and stamped with the process id, so a child
 //! forked while a kernel waiter ran does not wait for a thread it lacks.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
+// Slots and aborts live in the queue's own `Arc` (loom's under `--cfg loom`).
+use crate::queue::{self, Arc as QArc, Next, Slot as QueueSlot};
 use crate::sys::{AbortWait, LockBackend, LockFile};
 use crate::wait::Waiter;
 use crate::{Environment, Error};
 
-/// Queues by lock file path. Present means a kernel waiter thread runs.
-static QUEUES: Mutex<Option<HashMap<PathBuf, Queue>>> = Mutex::new(None);
+type Abort = <LockFile as LockBackend>::Abort;
+
+/// What the kernel waiter hands over: the lock, or its error.
+type Outcome = Result<LockFile, Error>;
+
+/// Where the kernel waiter puts the outcome for one waiter.
+type Slot = QueueSlot<Outcome, crate::Wakeup>;
+
+/// Queues by lock file path (the state machine is `queue.rs`). Present
+/// means a kernel waiter thread runs.
+static QUEUES: Mutex<Option<queue::Queues<PathBuf, Outcome, crate::Wakeup, Abort>>> =
+    Mutex::new(None);
 
 /// How many kernel waiter threads this process has started.
 static KERNEL_WAITERS_STARTED: AtomicUsize = AtomicUsize::new(0);
 
-struct Queue {
-    pid: u32,
-    waiters: VecDeque<Arc<Slot>>,
-    /// Stops this queue's kernel waiter; also tells it that the queue is its own.
-    abort: Arc<Abort>,
-}
-
-type Abort = <LockFile as LockBackend>::Abort;
-
-/// Where the kernel waiter puts the outcome for one waiter.
-struct Slot {
-    outcome: Mutex<Option<Result<LockFile, Error>>>,
-    waiter: crate::Wakeup,
-}
-
-impl Slot {
-    fn take(&self) -> Option<Result<LockFile, Error>> {
-        self.outcome
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+impl<A: AbortWait> queue::Abort for A {
+    fn abort(&self) -> bool {
+        AbortWait::abort(self)
     }
 }
 
-fn queues() -> MutexGuard<'static, Option<HashMap<PathBuf, Queue>>> {
+fn queues() -> MutexGuard<'static, Option<queue::Queues<PathBuf, Outcome, crate::Wakeup, Abort>>> {
     QUEUES.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -93,20 +87,9 @@ pub(crate) fn try_lock(
     env: &dyn Environment,
     wait: bool,
 ) -> Result<Option<LockFile>, Error> {
-    let must_queue = {
-        let mut guard = queues();
-        let queue = guard.as_mut().and_then(|q| q.get(path));
-        match queue.map(|queue| (queue.pid, queue.waiters.is_empty())) {
-            None => false,
-            Some((pid, idle)) if pid == std::process::id() => wait || !idle,
-            Some(_) => {
-                // Inherited through fork: the kernel waiter is the parent's.
-                if let Some(q) = guard.as_mut() {
-                    q.remove(path);
-                }
-                false
-            }
-        }
+    let must_queue = match queues().as_mut() {
+        Some(map) => queue::must_queue(map, path, std::process::id(), wait),
+        None => false,
     };
     if must_queue {
         return Ok(None);
@@ -148,7 +131,7 @@ pub(crate) fn wait(
 /// keeps the lock, blocks the waiters behind it, or leaves anything behind.
 pub(crate) struct Ticket {
     path: PathBuf,
-    slot: Arc<Slot>,
+    slot: QArc<Slot>,
 }
 
 impl Ticket {
@@ -161,10 +144,7 @@ impl Ticket {
         env: Arc<dyn Environment>,
         wakeup: &crate::Wakeup,
     ) -> Result<Ticket, Error> {
-        let slot = Arc::new(Slot {
-            outcome: Mutex::new(None),
-            waiter: wakeup.clone(),
-        });
+        let slot = Slot::new(wakeup.clone());
         join_queue(path, env, &slot)?;
         Ok(Ticket {
             path: path.to_owned(),
@@ -187,19 +167,10 @@ impl Ticket {
 
     fn leave_queue(&self) -> Option<Result<LockFile, Error>> {
         let mut guard = queues();
-        if let Some(outcome) = self.slot.take() {
-            return Some(outcome);
+        match guard.as_mut() {
+            Some(map) => queue::leave(map, &self.path, &self.slot),
+            None => self.slot.take(),
         }
-        if let Some(map) = guard.as_mut() {
-            if let Some(queue) = map.get_mut(&self.path) {
-                queue.waiters.retain(|s| !Arc::ptr_eq(s, &self.slot));
-                // The last waiter left: stop the kernel wait if the platform can.
-                if queue.waiters.is_empty() && queue.abort.abort() {
-                    map.remove(&self.path);
-                }
-            }
-        }
-        None
     }
 }
 
@@ -211,31 +182,20 @@ impl Drop for Ticket {
     }
 }
 
-fn join_queue(path: &Path, env: Arc<dyn Environment>, slot: &Arc<Slot>) -> Result<(), Error> {
-    let pid = std::process::id();
+fn join_queue(path: &Path, env: Arc<dyn Environment>, slot: &QArc<Slot>) -> Result<(), Error> {
     let mut guard = queues();
     let map = guard.get_or_insert_with(HashMap::new);
-    if let Some(queue) = map.get_mut(path) {
-        if queue.pid == pid {
-            queue.waiters.push_back(Arc::clone(slot));
-            return Ok(());
-        }
-    }
-    let abort = Arc::new(Abort::new(path)?);
-    let mut waiters = VecDeque::new();
-    waiters.push_back(Arc::clone(slot));
-    let queue = Queue {
-        pid,
-        waiters,
-        abort: Arc::clone(&abort),
+    let key = path.to_owned();
+    let created = queue::join(map, &key, std::process::id(), slot, || Abort::new(path))?;
+    let abort = match created {
+        None => return Ok(()),
+        Some(abort) => abort,
     };
-    map.insert(path.to_owned(), queue);
-    let owned = path.to_owned();
     let started = thread::Builder::new()
         .name("machine-mutex-kernel-waiter".to_owned())
-        .spawn(move || kernel_waiter(owned, env, abort));
+        .spawn(move || kernel_waiter(key, env, abort));
     if let Err(e) = started {
-        map.remove(path);
+        queue::abandon(map, path);
         return Err(Error::io("start a waiter thread for", path, e));
     }
     KERNEL_WAITERS_STARTED.fetch_add(1, Ordering::Relaxed);
@@ -243,8 +203,8 @@ fn join_queue(path: &Path, env: Arc<dyn Environment>, slot: &Arc<Slot>) -> Resul
 }
 
 /// The kernel waiter's loop: block in the kernel, hand the lock to the
-/// first queued waiter, repeat while anyone waits.
-fn kernel_waiter(path: PathBuf, env: Arc<dyn Environment>, abort: Arc<Abort>) {
+/// first queued waiter (`queue::granted`), repeat while anyone waits.
+fn kernel_waiter(path: PathBuf, env: Arc<dyn Environment>, abort: QArc<Abort>) {
     loop {
         let outcome = match LockFile::lock(&path, &*env, &abort) {
             // Aborted: the last waiter has already removed the queue (`wait`).
@@ -252,37 +212,24 @@ fn kernel_waiter(path: PathBuf, env: Arc<dyn Environment>, abort: Arc<Abort>) {
             Ok(Some(file)) => Ok(file),
             Err(e) => Err(e),
         };
-        let mut guard = queues();
         // Only its own queue: after an abort, a new queue (with its own
         // kernel waiter) may exist for the same path. Anything else, and
-        // `outcome` drops here, releasing what it holds.
-        let queue = match guard.as_mut().and_then(|q| q.get_mut(&path)) {
-            Some(queue) if Arc::ptr_eq(&queue.abort, &abort) => queue,
-            _ => return,
+        // `outcome` is released under the queue lock.
+        let next = match queues().as_mut() {
+            Some(map) => queue::granted(map, &path, &abort, outcome),
+            None => Next::NotMine,
         };
-        let mut unclaimed = Some(outcome);
-        let handed = queue.waiters.pop_front();
-        if let Some(slot) = &handed {
-            *slot.outcome.lock().unwrap_or_else(PoisonError::into_inner) = unclaimed.take();
-        }
-        let done = queue.waiters.is_empty();
-        if done {
-            // Nobody else waits: release what nobody claimed, then retire,
-            // both before a newcomer can see this queue again, so that no
-            // newcomer finds the lock held by a kernel waiter that is leaving.
-            drop(unclaimed);
-            if let Some(q) = guard.as_mut() {
-                q.remove(&path);
-            }
-        }
-        drop(guard);
         // Notified outside the queue lock: a task's waker runs here, and
         // whatever it does must not wait for this lock (nor hold up others).
-        if let Some(slot) = handed {
-            slot.waiter.notify();
-        }
-        if done {
-            return;
+        match next {
+            Next::HandedAndWait(slot) => slot.notify(),
+            Next::HandedAndRetire(slot) => {
+                if let Some(slot) = slot {
+                    slot.notify();
+                }
+                return;
+            }
+            Next::NotMine => return,
         }
     }
 }

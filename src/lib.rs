@@ -116,6 +116,7 @@ mod error;
 mod handoff;
 mod holder;
 mod namespace;
+mod queue;
 mod releaser;
 mod spec;
 mod sys;
