@@ -134,6 +134,10 @@ proptest! {
             match attempt(&spec) {
                 Ok(guard) => prop_assert!(!delay.is_zero() && guard.is_held()),
                 Err(Error::InvalidSpec(InvalidSpec::ZeroDelay)) => prop_assert!(delay.is_zero()),
+                // The try right after the acquisition's release: a child that
+                // another test spawns right then holds a copy of the closed
+                // descriptor until its exec (RELIABILITY.md, "fork without exec").
+                Err(Error::WouldBlock) => {}
                 Err(e) => prop_assert!(false, "{}", e),
             }
         }
