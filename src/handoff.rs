@@ -88,7 +88,8 @@ pub(crate) fn try_lock(
     wait: bool,
 ) -> Result<Option<LockFile>, Error> {
     let must_queue = match queues().as_mut() {
-        Some(map) => queue::must_queue(map, path, std::process::id(), wait),
+        // The process id (a system call) only when a queue exists for `path`.
+        Some(map) => queue::must_queue(map, path, std::process::id, wait),
         None => false,
     };
     if must_queue {

@@ -89,15 +89,15 @@ pub(crate) struct Queue<T, N, A> {
 /// Queues by lock target. Present means a kernel waiter runs for it.
 pub(crate) type Queues<K, T, N, A> = HashMap<K, Queue<T, N, A>>;
 
-/// Whether a caller of process `pid` must queue instead of trying the lock
-/// itself (see `handoff::try_lock`): waiters are queued, or (`wait`) an idle
-/// kernel waiter runs whose next grant should go to a waiter. A queue of
+/// Whether a caller of process `pid()` must queue instead of trying the
+/// lock itself (see `handoff::try_lock`): waiters are queued, or (`wait`) an
+/// idle kernel waiter runs whose next grant should go to a waiter. A queue of
 /// another process (inherited through fork) is dropped: its kernel waiter
-/// is the parent's.
+/// is the parent's. `pid` is only called when a queue exists for `key`.
 pub(crate) fn must_queue<K, Q, T, N, A>(
     map: &mut Queues<K, T, N, A>,
     key: &Q,
-    pid: u32,
+    pid: impl FnOnce() -> u32,
     wait: bool,
 ) -> bool
 where
@@ -106,7 +106,7 @@ where
 {
     match map.get(key).map(|q| (q.pid, q.waiters.is_empty())) {
         None => false,
-        Some((owner, idle)) if owner == pid => wait || !idle,
+        Some((owner, idle)) if owner == pid() => wait || !idle,
         Some(_) => {
             map.remove(key);
             false
@@ -392,7 +392,7 @@ mod loom_tests {
     fn waiter(world: Arc<World>, give_up: Arc<AtomicBool>, wake: Wake) -> bool {
         let slot = Slot::new(wake.clone());
         // The fast path decides under the queue lock and tries the lock after it.
-        if !must_queue(&mut world.queues.lock().unwrap(), &KEY, PID, true) {
+        if !must_queue(&mut world.queues.lock().unwrap(), &KEY, || PID, true) {
             if let Some(guard) = try_lock(&world.flock) {
                 critical_section(&world, None, guard);
                 return true;
