@@ -1,4 +1,4 @@
-//! [`holder`]: who holds a mutex, without taking it.
+//! [`holder()`]: who holds a mutex, without taking it.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -20,7 +20,7 @@ pub enum HeldLock {
 }
 
 /// The process holding a mutex, as far as the platform can tell: the
-/// answer of [`holder`].
+/// answer of [`holder()`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Holder {
     lock: HeldLock,
@@ -52,7 +52,7 @@ impl Holder {
     }
 
     /// The holder's process id; `None` when it could not be found out (see
-    /// [`holder`] for when).
+    /// [`holder()`] for when).
     pub fn pid(&self) -> Option<u32> {
         self.pid
     }

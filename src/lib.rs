@@ -73,7 +73,7 @@
 //!
 //! # Who holds it
 //!
-//! [`holder`] tells who holds a mutex (pid and command line) without taking
+//! [`holder()`] tells who holds a mutex (pid and command line) without taking
 //! it, so that a program can say what it waits for:
 //!
 //! ```
@@ -84,7 +84,7 @@
 //! ```
 //!
 //! On Linux it reads `/proc/locks` and `/proc/PID`; elsewhere it can only
-//! say *held* or *free* (see [`holder`] for each platform and for forked
+//! say *held* or *free* (see [`holder()`] for each platform and for forked
 //! holders, replaced lock files and holders that exit meanwhile).
 //!
 //! # Notes on advisory locks

@@ -583,3 +583,27 @@ fn stress_processes() {
     assert!(events(&counter.with_extension("overlaps")).is_empty());
     let _ = std::fs::remove_file(&counter);
 }
+
+/// `holder()` on Windows: free reads as `None` and leaves the mutex free;
+/// held reads as held with the holder unknown (Windows does not say which
+/// process owns a mutex), and the query does not disturb the holder.
+#[test]
+fn holder_reports_free_and_held() {
+    let name = unique_name("holder");
+    assert!(machine_mutex::holder(&name).unwrap().is_none());
+    drop(
+        Spec::new(&name)
+            .try_acquire()
+            .expect("still free after the query"),
+    );
+    let held = Spec::new(&name).acquire().unwrap();
+    let found = machine_mutex::holder(&name).unwrap().expect("held");
+    assert_eq!(found.pid(), None);
+    assert_eq!(found.lock(), machine_mutex::HeldLock::LockFile);
+    assert!(matches!(
+        Spec::new(&name).try_acquire(),
+        Err(Error::WouldBlock)
+    ));
+    drop(held);
+    assert!(machine_mutex::holder(&name).unwrap().is_none());
+}
