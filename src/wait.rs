@@ -25,6 +25,18 @@ pub(crate) fn acquire(spec: &Spec, wait: bool) -> Result<Releaser, Error> {
     let file = match handoff::try_lock(&path, spec.environment(), wait)? {
         Some(file) => file,
         None if !wait => return Err(Error::WouldBlock),
+        // A wait nothing can end (no deadline, no cancel token) sleeps in
+        // flock in this thread when it can: one wake-up less.
+        None if deadline.is_none() && spec.cancel_token().is_none() => {
+            match handoff::wait_in_place(&path, spec.environment_arc())? {
+                Some(file) => file,
+                None => handoff::wait(
+                    &path,
+                    spec.environment_arc(),
+                    waiter.get_or_insert_with(|| Waiter::new(spec, deadline)),
+                )?,
+            }
+        }
         None => handoff::wait(
             &path,
             spec.environment_arc(),
