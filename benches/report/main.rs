@@ -134,6 +134,8 @@ pub struct Context {
     pub python_version: Option<String>,
     /// One line per peer skipped, with the reason.
     pub skipped: Vec<String>,
+    /// The soft limit of open descriptors in force.
+    pub nofile: u64,
 }
 
 impl Context {
@@ -337,13 +339,14 @@ fn main() {
         go_version: None,
         python_version: None,
         skipped: Vec::new(),
+        nofile,
     };
     find_peers(&mut ctx);
 
     let run_family =
         |family: &str| options.only.is_empty() || options.only.iter().any(|f| f == family);
     let started = Instant::now();
-    let mut report = markdown::Report::new(&ctx, nofile);
+    let mut report = markdown::Report::new(&ctx);
     eprintln!(
         "report: {} run; load average {}",
         if ctx.config.smoke { "smoke" } else { "full" },

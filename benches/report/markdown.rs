@@ -99,7 +99,7 @@ fn verdict(met: Option<bool>) -> &'static str {
 }
 
 impl Report {
-    pub fn new(ctx: &Context, nofile: u64) -> Report {
+    pub fn new(ctx: &Context) -> Report {
         let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
         let mut commit = command_line("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_default();
         if command_line("git", &["status", "--porcelain", "--untracked-files=no"])
@@ -117,7 +117,7 @@ impl Report {
             python_version: ctx.python_version.clone(),
             load_before: procfs::loadavg(),
             load_after: String::new(),
-            nofile,
+            nofile: ctx.nofile,
             config: ctx.config.clone(),
             skipped: ctx.skipped.clone(),
             elapsed: Duration::ZERO,
@@ -263,8 +263,9 @@ impl Report {
         for row in self.waiting.iter().flatten().filter(|r| r.peer.is_mm()) {
             targets.push(Target {
                 target: format!(
-                    "{} waiting processes use close to zero CPU (checked: below 1% of one core, all together)",
-                    row.processes
+                    "{} waiting processes ({}) use close to zero CPU (checked: below 1% of one core, all together)",
+                    row.processes,
+                    row.peer.short()
                 ),
                 measured: format!(
                     "{:.1} ms CPU in {:.1} s: {:.3}% of one core",
@@ -276,6 +277,83 @@ impl Report {
             });
         }
         targets
+    }
+
+    /// Why targets are or are not met, with this run's figures.
+    fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        let raw = self.handoff_of(|p| matches!(p, Peer::Flock));
+        let raw_socket = self.handoff_of(|p| matches!(p, Peer::FlockSocket));
+        let default = self.handoff_of(|p| p.same(&peers::MM));
+        let timed = self.handoff_of(|p| p.same(&peers::MM_TIMEOUT));
+        if raw.is_finite() && raw_socket.is_finite() && default.is_finite() {
+            notes.push(format!(
+                "Hand-off with the legacy socket (the default): the socket is part of every \
+                 hand-off (the holder closes it, the waiter binds it once it has the flock), and the \
+                 raw floor of exactly that, flock + socket, is {} against {} for the flock alone. \
+                 The crate's default takes {}: {} of its own floor, {} of the bare flock.",
+                us(raw_socket),
+                us(raw),
+                us(default),
+                ratio(default / raw_socket),
+                ratio(default / raw)
+            ));
+        }
+        if raw.is_finite() && timed.is_finite() && default.is_finite() {
+            notes.push(format!(
+                "Hand-off with a timeout (or a cancel token): such a wait must be able to give up, \
+                 and a blocked flock(2) cannot be interrupted without a signal, so a kernel-waiter \
+                 thread sleeps in flock and hands the lock to the caller: two wake-ups instead of \
+                 one. It takes {} against {} for the same spec without a timeout, where the caller \
+                 sleeps in flock itself (src/handoff.rs, `wait_in_place`).",
+                us(timed),
+                us(default)
+            ));
+        }
+        if let Some(series) = &self.contention {
+            let last = |pick: &dyn Fn(&Peer) -> bool| {
+                series
+                    .iter()
+                    .find(|s| pick(&s.peer))
+                    .and_then(|s| s.points.last())
+                    .map(|p| (p.n, p.spread))
+            };
+            if let (Some((n, raw)), go) = (
+                last(&|p| matches!(p, Peer::Flock)),
+                last(&|p| matches!(p, Peer::Go(_))),
+            ) {
+                let go = go.map_or(String::new(), |(_, s)| format!(", Go's {}", ratio(s)));
+                notes.push(format!(
+                    "Fairness: flock(2) does not queue waiters in order. On release the kernel wakes \
+                     the waiters, and a process that asks again at once (here: immediately, the \
+                     critical section is one clock reading) usually takes the lock before they run. \
+                     The raw flock floor's spread at N={n} is {}{go}: no flock-based lock is fair \
+                     across processes without a queue of its own, which this crate keeps only \
+                     within a process.",
+                    ratio(raw)
+                ));
+            }
+        }
+        let kept = self.unc(unc::FLOOR_KEPT);
+        let recheck = self.unc(unc::FLOOR_KEPT_RECHECK);
+        let floor = self.unc(unc::FLOOR_OPEN);
+        if kept.is_finite() && recheck.is_finite() {
+            notes.push(format!(
+                "Stretch (keep descriptors open between acquisitions): not done. A kept descriptor \
+                 costs one open file per name ever used, and must be checked on every acquisition: \
+                 the path may no longer name that file (deleted by a temp cleaner or a person, then \
+                 recreated by another process), and a child forked without exec shares it (its \
+                 flock would be the parent's). The check alone (stat + fstat) brings the kept floor \
+                 from {} to {}, against {} for open + flock + close: it would save {} per \
+                 acquisition, for a cache that must also handle forks, eviction and the descriptor \
+                 limit (see Scale: holding 10,000 names already needs 10,000 to 20,000 descriptors).",
+                us(kept),
+                us(recheck),
+                us(floor),
+                us(floor - recheck)
+            ));
+        }
+        notes
     }
 
     /// The short text printed at the end of a run.
@@ -308,6 +386,14 @@ impl Report {
             let _ = writeln!(md, "| {} | {} | {} |", t.target, t.measured, verdict(t.met));
         }
         let _ = writeln!(md);
+        let notes = self.notes();
+        if !notes.is_empty() {
+            let _ = writeln!(md, "Notes on the targets (figures from this run):\n");
+            for note in notes {
+                let _ = writeln!(md, "- {note}");
+            }
+            let _ = writeln!(md);
+        }
         self.uncontended_section(&mut md, plots);
         self.handoff_section(&mut md, plots);
         self.contention_section(&mut md, plots);
@@ -360,7 +446,7 @@ impl Report {
         let _ = writeln!(
             md,
             "- Lock files in a private directory under the system temporary directory (its `TMPDIR` for \
-             every process of the run); descriptor limit raised to {}.",
+             every process of the run); open-descriptor limit {} (raised as far as allowed).",
             self.nofile
         );
         let _ = writeln!(
@@ -471,7 +557,7 @@ impl Report {
                 Peer::Python(_) => "about 25 ms",
                 _ => "",
             };
-            let mut samples = format!("{} ({} runs)", row.samples, row.runs);
+            let mut samples = format!("{} (runs: {})", row.samples, row.runs);
             if row.not_seen_blocked > 0 {
                 let _ = write!(samples, "; {} not seen blocked", row.not_seen_blocked);
             }
@@ -556,7 +642,7 @@ impl Report {
             let legacy = if row.legacy { "on (default)" } else { "off" };
             match &row.error {
                 Some(e) => {
-                    let _ = writeln!(md, "| {legacy} | {} | failed: {e} | | | |", row.names);
+                    let _ = writeln!(md, "| {legacy} | {} | {e} | | | |", row.names);
                 }
                 None => {
                     let _ = writeln!(

@@ -55,9 +55,23 @@ pub fn run(ctx: &Context) -> Vec<Row> {
                 fds_per_lock: f64::NAN,
                 error: None,
             };
+            // One descriptor per lock, two with the legacy socket, and a margin.
+            let needed = names as u64 * if legacy { 2 } else { 1 } + procfs::open_fds() as u64 + 16;
+            if needed > ctx.nofile {
+                row.error = Some(format!(
+                    "skipped: needs about {needed} descriptors, the limit is {} and could not be raised",
+                    ctx.nofile
+                ));
+                eprintln!(
+                    "report:   {names} names, legacy socket {legacy}: {:?}",
+                    row.error
+                );
+                rows.push(row);
+                continue;
+            }
             // Creates the lock files.
             if let Err(e) = acquire_all(&specs) {
-                row.error = Some(e);
+                row.error = Some(format!("failed: {e}"));
                 rows.push(row);
                 continue;
             }
@@ -70,7 +84,7 @@ pub fn run(ctx: &Context) -> Vec<Row> {
                 let guards = match acquire_all(&specs) {
                     Ok(guards) => guards,
                     Err(e) => {
-                        row.error = Some(e);
+                        row.error = Some(format!("failed: {e}"));
                         break;
                     }
                 };

@@ -45,6 +45,7 @@ pub struct Row {
 /// The keys of the floors, used by the report's targets.
 pub const FLOOR_OPEN: &str = "floor-open-flock-close";
 pub const FLOOR_KEPT: &str = "floor-kept-fd";
+pub const FLOOR_KEPT_RECHECK: &str = "floor-kept-fd-recheck";
 pub const FLOOR_SOCKET: &str = "floor-socket";
 pub const MM_LEGACY: &str = "mm-legacy";
 pub const MM_NOLEGACY: &str = "mm-nolegacy";
@@ -116,6 +117,23 @@ fn cases(ctx: &Context) -> Vec<Case> {
         label: "floor: flock(LOCK_EX) + flock(LOCK_UN) on a kept descriptor".to_owned(),
         kind: Kind::Floor,
         run: in_process(Box::new(move || {
+            rustix::fs::flock(&kept, FlockOperation::LockExclusive).expect("flock");
+            rustix::fs::flock(&kept, FlockOperation::Unlock).expect("unlock");
+        })),
+    });
+
+    let kept_path = machine_mutex::lock_file_path(&ctx.name("floor-recheck"));
+    let kept = open_create(&kept_path);
+    cases.push(Case {
+        key: FLOOR_KEPT_RECHECK,
+        label: "floor: kept descriptor + stat/fstat inode re-check + flock + unlock".to_owned(),
+        kind: Kind::Floor,
+        run: in_process(Box::new(move || {
+            // What a sound cache of descriptors would add: the path must
+            // still name the open file (same device and inode).
+            let by_path = rustix::fs::stat(&kept_path).expect("stat");
+            let open = rustix::fs::fstat(&kept).expect("fstat");
+            assert!(by_path.st_ino == open.st_ino && by_path.st_dev == open.st_dev);
             rustix::fs::flock(&kept, FlockOperation::LockExclusive).expect("flock");
             rustix::fs::flock(&kept, FlockOperation::Unlock).expect("unlock");
         })),
