@@ -428,8 +428,9 @@ impl Report {
         let _ = writeln!(md, "- Machine: {}", self.machine);
         let _ = writeln!(
             md,
-            "- Load average (1, 5, 15 min) at the start: {}; at the end: {}. The machine is shared: \
-             a load above the number of CPUs inflates every figure, the ratios less so.",
+            "- Load average (1, 5, 15 min) at the start: {}; at the end: {} (which counts this run's \
+             own processes: up to 16 contending and 100 waiting). The machine is shared: a load above \
+             the number of CPUs inflates every figure, the ratios less so.",
             self.load_before, self.load_after
         );
         let _ = writeln!(md, "- Toolchains: {}", self.rustc);
