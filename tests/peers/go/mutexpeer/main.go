@@ -46,6 +46,18 @@
 //	    prints "ready PID", waits for one line on stdin, then N times
 //	    acquire + release, and prints "bench n=N total_ns=T ns_per_op=X".
 //	    Run several at once on one name to measure contended hand-off.
+//	contend-stamps NAME N
+//	    as contend, and also reads the clock right after each Acquire
+//	    returns: prints the "bench" line, then "stamps T1 T2 ... TN" (Unix
+//	    nanoseconds), from which the benchmark computes throughput and how
+//	    evenly the processes were served.
+//	handoff NAME
+//	    the two-process hand-off benchmark: reads commands from stdin, one
+//	    per line. "acquire": print "waiting PID", acquire (no timeout),
+//	    print "acquired PID NANOS" with the time read right after Acquire
+//	    returned. "release": read the clock, release, print
+//	    "released PID NANOS" with the time read before Release. At EOF it
+//	    releases if it holds, and exits.
 //
 // Exit status: 0 on success, 1 on an unexpected error (also printed as
 // "error MESSAGE"), 2 on bad usage, 3 when v1-hold finds the socket in use.
@@ -134,7 +146,7 @@ func (o options) positional(n int, names string) []string {
 
 func usage(format string, args ...interface{}) {
 	fmt.Fprintf(os.Stderr, "mutexpeer: "+format+"\n", args...)
-	fmt.Fprintln(os.Stderr, "usage: mutexpeer hold|try|stress|v1-hold|v1-try|bench-uncontended|contend ... (see main.go)")
+	fmt.Fprintln(os.Stderr, "usage: mutexpeer hold|try|stress|v1-hold|v1-try|bench-uncontended|contend|contend-stamps|handoff ... (see main.go)")
 	os.Exit(2)
 }
 
@@ -367,13 +379,18 @@ func v1Try(o options) {
 	}
 }
 
-func loop(name string, n int) {
+// loop acquires and releases n times; with stamps (len n) it records the
+// time right after each Acquire returns.
+func loop(name string, n int, stamps []int64) {
 	s := spec(name, 0)
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		r, err := mutex.Acquire(s)
 		if err != nil {
 			fail(err)
+		}
+		if stamps != nil {
+			stamps[i] = now()
 		}
 		r.Release()
 	}
@@ -383,6 +400,60 @@ func loop(name string, n int) {
 		perOp = float64(total) / float64(n)
 	}
 	say("bench n=%d total_ns=%d ns_per_op=%.1f", n, total, perOp)
+}
+
+// printStamps prints "stamps T1 T2 ..." as one line.
+func printStamps(stamps []int64) {
+	w := bufio.NewWriter(os.Stdout)
+	w.WriteString("stamps")
+	for _, t := range stamps {
+		w.WriteString(" ")
+		w.WriteString(strconv.FormatInt(t, 10))
+	}
+	w.WriteString("\n")
+	if err := w.Flush(); err != nil {
+		fail(err)
+	}
+}
+
+func handoff(o options) {
+	name := o.positional(1, "handoff NAME")[0]
+	pid := os.Getpid()
+	s := spec(name, 0)
+	var held mutex.Releaser
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		switch cmd := in.Text(); cmd {
+		case "acquire":
+			if held != nil {
+				fail(errors.New("acquire while holding"))
+			}
+			say("waiting %d", pid)
+			r, err := mutex.Acquire(s)
+			t := now()
+			if err != nil {
+				fail(err)
+			}
+			held = r
+			say("acquired %d %d", pid, t)
+		case "release":
+			if held == nil {
+				fail(errors.New("release while not holding"))
+			}
+			t := now()
+			held.Release()
+			held = nil
+			say("released %d %d", pid, t)
+		default:
+			usage("handoff: unknown command %q", cmd)
+		}
+	}
+	if err := in.Err(); err != nil {
+		fail(err)
+	}
+	if held != nil {
+		held.Release()
+	}
 }
 
 // waitStartLine prints "ready PID" and returns after one line on stdin.
@@ -420,11 +491,19 @@ func main() {
 		v1Try(o)
 	case "bench-uncontended":
 		name, n := count(o, "bench-uncontended NAME N")
-		loop(name, n)
+		loop(name, n, nil)
 	case "contend":
 		name, n := count(o, "contend NAME N")
 		waitStartLine()
-		loop(name, n)
+		loop(name, n, nil)
+	case "contend-stamps":
+		name, n := count(o, "contend-stamps NAME N")
+		stamps := make([]int64, n)
+		waitStartLine()
+		loop(name, n, stamps)
+		printStamps(stamps)
+	case "handoff":
+		handoff(o)
 	default:
 		usage("unknown subcommand %q", os.Args[1])
 	}

@@ -1,0 +1,128 @@
+//! Family 2: cross-process hand-off latency. Two processes of one
+//! implementation pass one lock back and forth, each waiting for the
+//! other's release.
+//!
+//! One round: the waiter is told `acquire` and answers `waiting`; the
+//! harness waits until the waiter is really asleep (a kernel-blocking lock:
+//! until /proc/locks shows it blocked in flock on the lock file, then 1 ms
+//! more; the polling lock: a random pause of 1 to 101 ms, so that the
+//! release falls at a random point of its polling period); then the holder
+//! is told `release`. The one-way latency is the waiter's clock reading
+//! right after its acquire returned minus the holder's reading right before
+//! it released (CLOCK_REALTIME, one clock for the machine). Then the roles
+//! swap. The first round of each run is not counted.
+
+use std::time::Duration;
+
+use crate::peers::{last_field, pid_field, Peer};
+use crate::procfs;
+use crate::stats::{median, quantile};
+use crate::Context;
+
+/// One implementation's hand-off figures.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub peer: Peer,
+    /// Median over runs of each run's median one-way latency, ns.
+    pub median_ns: f64,
+    /// 10th and 90th percentiles of all samples, ns.
+    pub p10_ns: f64,
+    pub p90_ns: f64,
+    pub samples: usize,
+    pub runs: usize,
+    /// Rounds where the waiter was not seen blocked within the limit (its
+    /// sample still counts).
+    pub not_seen_blocked: usize,
+}
+
+const BLOCK_LIMIT: Duration = Duration::from_secs(10);
+const SETTLE: Duration = Duration::from_millis(1);
+
+fn one_run(ctx: &Context, peer: &Peer, rounds: usize, tag: &str) -> (Vec<f64>, usize) {
+    let name = ctx.name(tag);
+    let mut procs = [
+        peer.spawn("handoff", &name, &[]),
+        peer.spawn("handoff", &name, &[]),
+    ];
+    procs[0].send_line("acquire");
+    procs[0].expect_line("waiting");
+    procs[0].expect_line("acquired");
+    let inode = if peer.blocks_in_kernel() {
+        procfs::inode(&peer.lock_path(&name))
+    } else {
+        0
+    };
+    let mut samples = Vec::with_capacity(rounds);
+    let mut not_seen = 0;
+    let mut holder = 0;
+    for round in 0..=rounds {
+        let waiter = 1 - holder;
+        procs[waiter].send_line("acquire");
+        let pid = pid_field(&procs[waiter].expect_line("waiting"));
+        if peer.blocks_in_kernel() {
+            if !procfs::wait_blocked(&[pid], inode, BLOCK_LIMIT) {
+                not_seen += 1;
+            }
+            std::thread::sleep(SETTLE);
+        } else {
+            std::thread::sleep(Duration::from_micros(fastrand::u64(1_000..101_000)));
+        }
+        procs[holder].send_line("release");
+        let released = last_field(&procs[holder].expect_line("released"));
+        let acquired = last_field(&procs[waiter].expect_line("acquired"));
+        if round > 0 {
+            samples.push((acquired - released) as f64);
+        }
+        holder = waiter;
+    }
+    procs[holder].send_line("release");
+    procs[holder].expect_line("released");
+    for proc in procs {
+        let (status, lines) = proc.finish();
+        assert!(
+            status.success(),
+            "{} ended with {status}: {lines:?}",
+            peer.label()
+        );
+    }
+    (samples, not_seen)
+}
+
+/// Measures every cross-process peer.
+pub fn run(ctx: &Context) -> Vec<Row> {
+    let config = &ctx.config;
+    let mut rows = Vec::new();
+    for (p, peer) in ctx.process_peers().into_iter().enumerate() {
+        let (runs, rounds) = match peer {
+            Peer::Python(_) => (config.handoff_python_runs, config.handoff_python_rounds),
+            _ => (config.handoff_runs, config.handoff_rounds),
+        };
+        let mut all = Vec::new();
+        let mut medians = Vec::new();
+        let mut not_seen_blocked = 0;
+        for r in 0..runs {
+            let (samples, not_seen) = one_run(ctx, &peer, rounds, &format!("handoff-{p}-{r}"));
+            medians.push(median(&samples));
+            all.extend(samples);
+            not_seen_blocked += not_seen;
+        }
+        let row = Row {
+            median_ns: median(&medians),
+            p10_ns: quantile(&all, 0.1),
+            p90_ns: quantile(&all, 0.9),
+            samples: all.len(),
+            runs,
+            not_seen_blocked,
+            peer,
+        };
+        eprintln!(
+            "report:   {:<45} one-way median {:>10.1} us (p10 {:.1}, p90 {:.1})",
+            row.peer.label(),
+            row.median_ns / 1e3,
+            row.p10_ns / 1e3,
+            row.p90_ns / 1e3
+        );
+        rows.push(row);
+    }
+    rows
+}
