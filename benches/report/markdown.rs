@@ -301,11 +301,10 @@ impl Report {
         }
         if raw.is_finite() && timed.is_finite() && default.is_finite() {
             notes.push(format!(
-                "Hand-off with a timeout (or a cancel token): such a wait must be able to give up, \
-                 and a blocked flock(2) cannot be interrupted without a signal, so a kernel-waiter \
-                 thread sleeps in flock and hands the lock to the caller: two wake-ups instead of \
-                 one. It takes {} against {} for the same spec without a timeout, where the caller \
-                 sleeps in flock itself (src/handoff.rs, `wait_in_place`).",
+                "Hand-off cost of the kernel-waiter thread: a wait must be able to give up, and a \
+                 blocked flock(2) cannot be interrupted without a signal, so a kernel-waiter thread \
+                 sleeps in flock and hands the lock to the caller (src/handoff.rs): two wake-ups \
+                 instead of one, for every wait. It takes {} with a timeout against {} without.",
                 us(timed),
                 us(default)
             ));
