@@ -64,28 +64,30 @@ impl Holder {
     pub fn command_line(&self) -> Option<&[OsString]> {
         self.command_line.as_deref()
     }
+
+    /// The command line as one printable line: arguments a shell would
+    /// split single-quoted, control characters (escape sequences, newlines)
+    /// escaped as `\u{1b}` or `\n`, bytes that are not UTF-8 replaced.
+    /// Safe to print on a terminal whatever the holder's arguments are.
+    /// `None` as for [`command_line`](Self::command_line).
+    pub fn command_text(&self) -> Option<String> {
+        self.command_line
+            .as_deref()
+            .map(|args| QuotedCommand(args).to_string())
+    }
 }
 
 impl fmt::Display for Holder {
     /// `PID 1234 (prog arg 'two words')`, `PID 1234`, or `an unknown
-    /// process`; arguments that a shell would split are single-quoted and
-    /// bytes that are not UTF-8 are replaced.
+    /// process`; the command as [`command_text`](Holder::command_text)
+    /// writes it (quoted, control characters escaped, one line).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.pid {
             None => f.write_str("an unknown process")?,
             Some(pid) => {
                 write!(f, "PID {pid}")?;
                 match &self.command_line {
-                    Some(args) if !args.is_empty() => {
-                        f.write_str(" (")?;
-                        for (i, arg) in args.iter().enumerate() {
-                            if i > 0 {
-                                f.write_str(" ")?;
-                            }
-                            write_quoted(f, arg)?;
-                        }
-                        f.write_str(")")?;
-                    }
+                    Some(args) if !args.is_empty() => write!(f, " ({})", QuotedCommand(args))?,
                     _ => {}
                 }
             }
@@ -99,6 +101,9 @@ impl fmt::Display for Holder {
 
 /// Writes `arg` as a POSIX shell word: bare when it is made of safe
 /// characters, otherwise in single quotes (`'` written as `'\''`).
+/// Control characters (escape sequences, newlines) are written escaped
+/// (`\u{1b}`, `\n`), so a holder's command line can neither drive the
+/// reader's terminal nor split the line it is printed on.
 fn write_quoted(f: &mut fmt::Formatter<'_>, arg: &OsStr) -> fmt::Result {
     let text = arg.to_string_lossy();
     let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c);
@@ -106,8 +111,30 @@ fn write_quoted(f: &mut fmt::Formatter<'_>, arg: &OsStr) -> fmt::Result {
         return f.write_str(&text);
     }
     f.write_str("'")?;
-    f.write_str(&text.replace('\'', "'\\''"))?;
+    for c in text.chars() {
+        match c {
+            '\'' => f.write_str("'\\''")?,
+            c if c.is_control() => write!(f, "{}", c.escape_default())?,
+            c => write!(f, "{c}")?,
+        }
+    }
     f.write_str("'")
+}
+
+/// A command line as one shell-quoted, single line, control characters
+/// escaped: what the `Display` of [`Holder`] shows in parentheses.
+struct QuotedCommand<'a>(&'a [OsString]);
+
+impl fmt::Display for QuotedCommand<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, arg) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write_quoted(f, arg)?;
+        }
+        Ok(())
+    }
 }
 
 /// Who holds the mutex `name`: `Ok(None)` when it is free, otherwise the
@@ -119,7 +146,10 @@ fn write_quoted(f: &mut fmt::Formatter<'_>, arg: &OsStr) -> fmt::Result {
 ///
 /// # Errors
 /// - [`Error::InvalidSpec`]: `name` fails [`validate_name`]; nothing was touched.
-/// - [`Error::Io`]: the lock file exists but could not be examined.
+/// - [`Error::Io`]: the lock file exists but could not be examined, or the
+///   lock path is something no acquisition would lock (Unix: a symbolic
+///   link, directory, FIFO, socket or device), with the same message and
+///   hint as [`Spec::acquire`](crate::Spec::acquire) gives.
 ///
 /// # Linux
 /// Reads `/proc/locks` and takes the `FLOCK` entry (granted, not waiting)
@@ -181,7 +211,9 @@ fn write_quoted(f: &mut fmt::Formatter<'_>, arg: &OsStr) -> fmt::Result {
 /// as the Unix probe.
 pub fn holder(name: &str) -> Result<Option<Holder>, Error> {
     validate_name(name)?;
-    crate::sys::holder(name, &lock_file_path(name))
+    let path = lock_file_path(name);
+    crate::sys::check_lock_path(&path)?;
+    crate::sys::holder(name, &path)
 }
 
 #[cfg(test)]
@@ -201,6 +233,14 @@ mod tests {
         assert_eq!(h.to_string(), r"PID 12 (sh -c 'it'\''s here')");
         let h = Holder::new(HeldLock::LockFile, Some(12), cmd(&["a", ""]));
         assert_eq!(h.to_string(), "PID 12 (a '')");
+        // Control characters are escaped: one line, no terminal escapes.
+        let h = Holder::new(
+            HeldLock::LockFile,
+            Some(3),
+            cmd(&["sh", "a\nb", "\u{1b}[31m"]),
+        );
+        assert_eq!(h.to_string(), r"PID 3 (sh 'a\nb' '\u{1b}[31m')");
+        assert_eq!(h.command_text().unwrap(), r"sh 'a\nb' '\u{1b}[31m'");
         let h = Holder::new(HeldLock::LegacySocket, Some(7), None);
         assert_eq!(h.to_string(), "PID 7 through the legacy socket");
         assert_eq!(

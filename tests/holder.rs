@@ -353,3 +353,23 @@ fn legacy_socket_holder_is_reported() {
     child.expect_line("unbound");
     assert_eq!(holder(&name).unwrap(), None);
 }
+
+/// A lock path that no acquisition would lock (a symbolic link, a
+/// directory) is an error naming the path, not "free".
+#[test]
+fn strange_lock_paths_are_errors_not_free() {
+    let name = unique_name("holder-link");
+    let path = lock_file_path(&name);
+    std::os::unix::fs::symlink("/etc/hostname", &path).unwrap();
+    let err = holder(&name).unwrap_err();
+    let _ = fs::remove_file(&path);
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+    fs::create_dir(&path).unwrap();
+    let err = holder(&name).unwrap_err();
+    let _ = fs::remove_dir(&path);
+    assert!(err.to_string().contains("a directory"), "{err}");
+}

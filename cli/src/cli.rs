@@ -59,7 +59,7 @@ pub enum Command {
     #[command(after_help = TRY_AFTER_HELP)]
     Try(TryArgs),
 
-    /// Acquire NAME and hold it until SIGINT, SIGTERM or end of standard input.
+    /// Acquire NAME and hold it until SIGINT, SIGTERM, SIGHUP, SIGQUIT or end of standard input.
     ///
     /// Once acquired, prints one line on stdout, `holds NAME as PID N` (a
     /// JSON object with --json), then holds the mutex until it receives
@@ -332,7 +332,7 @@ Examples:
   machine-mutex run deploy -- ./deploy.sh --prod
   machine-mutex run deploy --timeout 1m30s -E 75 -- make release
   machine-mutex run -q cache -- sh -c 'update-cache && prune-cache'
-  if ! machine-mutex run -t 10s -E 99 build -- make; then echo \"failed: $?\"; fi
+  machine-mutex run -t 10s -E 99 build -- make || echo \"failed: $?\"
 
 Exit status: COMMAND's own, 128+N if signal N killed it; 1 (or -E N) on timeout
 or with -t 0 when held; 128+N if signal N ended the wait; 2 usage error;

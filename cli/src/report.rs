@@ -25,6 +25,9 @@ struct LockReport {
 struct HolderReport {
     pid: Option<u32>,
     command: Option<Vec<String>>,
+    /// The command as one quoted, escaped line, for the table.
+    #[serde(skip)]
+    command_text: Option<String>,
     /// "file" or "legacy-socket".
     lock: &'static str,
 }
@@ -39,12 +42,11 @@ impl LockReport {
         }
     }
 
-    /// The command line for the table: arguments joined by spaces.
+    /// The command line for the table: quoted, control characters escaped.
     fn command_text(&self) -> String {
         self.holder
             .as_ref()
-            .and_then(|h| h.command.as_ref())
-            .map(|args| args.join(" "))
+            .and_then(|h| h.command_text.clone())
             .unwrap_or_default()
     }
 
@@ -66,6 +68,7 @@ impl HolderReport {
                     .map(|arg| arg.to_string_lossy().into_owned())
                     .collect()
             }),
+            command_text: holder.command_text(),
             lock: match holder.lock() {
                 HeldLock::LegacySocket => "legacy-socket",
                 _ => "file",
@@ -161,8 +164,9 @@ fn lock_names(dir: &Path) -> Result<Vec<String>, CliError> {
             Some(name) if validate_name(name).is_ok() => name.to_owned(),
             _ => continue,
         };
-        // Lock files are regular files (a symlink to one counts); skip the rest.
-        if std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file()) {
+        // Lock files are regular files; skip the rest (symlinks too: the
+        // library refuses to lock through one).
+        if std::fs::symlink_metadata(entry.path()).is_ok_and(|m| m.is_file()) {
             names.push(name);
         }
     }

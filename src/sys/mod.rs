@@ -57,6 +57,15 @@ pub(crate) use self::unix::probe_holder as holder;
 #[cfg(windows)]
 pub(crate) use self::windows::holder;
 
+// What the holder query refuses before it looks: the lock path must be
+// something an acquisition would lock (Unix: a regular file, no symlink).
+#[cfg(unix)]
+pub(crate) use self::unix::check_lock_path;
+#[cfg(windows)]
+pub(crate) fn check_lock_path(_path: &Path) -> Result<(), Error> {
+    Ok(())
+}
+
 #[cfg(not(any(unix, windows)))]
 compile_error!("machine-mutex supports Unix (flock) and Windows (named mutex) only");
 

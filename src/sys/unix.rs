@@ -316,6 +316,20 @@ fn open(path: &Path) -> Result<OwnedFd, Error> {
     }
 }
 
+/// Refuses what acquiring would refuse at the lock path, without opening
+/// it: a symbolic link, or anything but a regular file. A missing file (or
+/// one that cannot be examined here) passes: the caller reports on it.
+pub(crate) fn check_lock_path(path: &Path) -> Result<(), Error> {
+    match rustix::fs::lstat(path) {
+        #[allow(clippy::unnecessary_cast)] // st_mode is u32 or u16 by platform
+        Ok(st) if FileType::from_raw_mode(st.st_mode as _) == FileType::Symlink => {
+            Err(open_error("open lock file", path, Errno::LOOP))
+        }
+        Ok(st) => check_type(&st, path),
+        Err(_) => Ok(()),
+    }
+}
+
 /// Refuses anything but a regular file at the lock path.
 fn check_type(st: &Stat, path: &Path) -> Result<(), Error> {
     #[allow(clippy::unnecessary_cast)] // st_mode is u32 or u16 by platform
