@@ -26,11 +26,7 @@ use faults::{spawn, Child, Opts};
 #[test]
 #[ignore = "runs only as a child process of the other tests"]
 fn child_process_entry() {
-    let role = std::env::var("MM_TEST_ROLE").expect("MM_TEST_ROLE");
-    let name = std::env::var("MM_TEST_NAME").expect("MM_TEST_NAME");
-    if !faults::run_role(&role, &name) {
-        common::child_main();
-    }
+    faults::child_entry(|_, _| false);
 }
 
 /// A `common` role child on `name` in `dir`, legacy socket as given, events

@@ -26,16 +26,13 @@ use proptest::test_runner::{Config, TestRunner};
 #[test]
 #[ignore = "runs only as a child process of the other tests"]
 fn child_process_entry() {
-    let role = std::env::var("MM_TEST_ROLE").expect("MM_TEST_ROLE");
-    let name = std::env::var("MM_TEST_NAME").expect("MM_TEST_NAME");
-    match role.as_str() {
-        "invalid-names-prop" => invalid_names_prop(),
-        other => {
-            if !faults::run_role(other, &name) {
-                common::child_main();
-            }
+    faults::child_entry(|role, _name| {
+        match role {
+            "invalid-names-prop" => invalid_names_prop(),
+            _ => return false,
         }
-    }
+        true
+    });
 }
 
 /// The grammar, written independently of the library: regular expression

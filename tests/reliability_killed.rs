@@ -26,16 +26,13 @@ use machine_mutex::Spec;
 #[test]
 #[ignore = "runs only as a child process of the other tests"]
 fn child_process_entry() {
-    let role = std::env::var("MM_TEST_ROLE").expect("MM_TEST_ROLE");
-    let name = std::env::var("MM_TEST_NAME").expect("MM_TEST_NAME");
-    match role.as_str() {
-        "churn" => churn(&name),
-        other => {
-            if !faults::run_role(other, &name) {
-                common::child_main();
-            }
+    faults::child_entry(|role, name| {
+        match role {
+            "churn" => churn(name),
+            _ => return false,
         }
-    }
+        true
+    });
 }
 
 /// The phases a churning process announces, in cycle order.

@@ -19,11 +19,7 @@ use faults::{spawn, Opts, User};
 #[test]
 #[ignore = "runs only as a child process of the other tests"]
 fn child_process_entry() {
-    let role = std::env::var("MM_TEST_ROLE").expect("MM_TEST_ROLE");
-    let name = std::env::var("MM_TEST_NAME").expect("MM_TEST_NAME");
-    if !faults::run_role(&role, &name) {
-        common::child_main();
-    }
+    faults::child_entry(|_, _| false);
 }
 
 /// Runs `attempt` (try, then a separate acquire without timeout) with

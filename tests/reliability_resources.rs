@@ -23,17 +23,14 @@ use machine_mutex::{lock_file_path, CancelToken, Clock, Error, Spec, Wakeup};
 #[test]
 #[ignore = "runs only as a child process of the other tests"]
 fn child_process_entry() {
-    let role = std::env::var("MM_TEST_ROLE").expect("MM_TEST_ROLE");
-    let name = std::env::var("MM_TEST_NAME").expect("MM_TEST_NAME");
-    match role.as_str() {
-        "fd-exhaust" => fd_exhaust(&name),
-        "abandon-10k" => abandon_10k(&name),
-        other => {
-            if !faults::run_role(other, &name) {
-                common::child_main();
-            }
+    faults::child_entry(|role, name| {
+        match role {
+            "fd-exhaust" => fd_exhaust(name),
+            "abandon-10k" => abandon_10k(name),
+            _ => return false,
         }
-    }
+        true
+    });
 }
 
 /// Lowers the soft RLIMIT_NOFILE to just above the highest open descriptor

@@ -24,16 +24,13 @@ use machine_mutex::{lock_file_path, CancelToken, Spec};
 #[test]
 #[ignore = "runs only as a child process of the other tests"]
 fn child_process_entry() {
-    let role = std::env::var("MM_TEST_ROLE").expect("MM_TEST_ROLE");
-    let name = std::env::var("MM_TEST_NAME").expect("MM_TEST_NAME");
-    match role.as_str() {
-        "signal-wait" => signal_wait(&name),
-        other => {
-            if !faults::run_role(other, &name) {
-                common::child_main();
-            }
+    faults::child_entry(|role, name| {
+        match role {
+            "signal-wait" => signal_wait(name),
+            _ => return false,
         }
-    }
+        true
+    });
 }
 
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);

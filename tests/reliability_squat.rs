@@ -24,16 +24,13 @@ use machine_mutex::{legacy_socket_name, CancelToken, Error, ManualClock, Spec};
 #[test]
 #[ignore = "runs only as a child process of the other tests"]
 fn child_process_entry() {
-    let role = std::env::var("MM_TEST_ROLE").expect("MM_TEST_ROLE");
-    let name = std::env::var("MM_TEST_NAME").expect("MM_TEST_NAME");
-    match role.as_str() {
-        "squat" => squat(&name),
-        other => {
-            if !faults::run_role(other, &name) {
-                common::child_main();
-            }
+    faults::child_entry(|role, name| {
+        match role {
+            "squat" => squat(name),
+            _ => return false,
         }
-    }
+        true
+    });
 }
 
 /// Role `squat`: binds the legacy socket name of `name` (and nothing else),

@@ -22,16 +22,13 @@ use machine_mutex::{lock_file_path, Spec};
 #[test]
 #[ignore = "runs only as a child process of the other tests"]
 fn child_process_entry() {
-    let role = std::env::var("MM_TEST_ROLE").expect("MM_TEST_ROLE");
-    let name = std::env::var("MM_TEST_NAME").expect("MM_TEST_NAME");
-    match role.as_str() {
-        "wait-counted" => wait_counted(&name),
-        other => {
-            if !faults::run_role(other, &name) {
-                common::child_main();
-            }
+    faults::child_entry(|role, name| {
+        match role {
+            "wait-counted" => wait_counted(name),
+            _ => return false,
         }
-    }
+        true
+    });
 }
 
 /// Runs `attempt` (a try, then an acquisition without timeout) in `dir`,

@@ -23,11 +23,7 @@ use faults::{spawn, Opts, User};
 #[test]
 #[ignore = "runs only as a child process of the other tests"]
 fn child_process_entry() {
-    let role = std::env::var("MM_TEST_ROLE").expect("MM_TEST_ROLE");
-    let name = std::env::var("MM_TEST_NAME").expect("MM_TEST_NAME");
-    if !faults::run_role(&role, &name) {
-        common::child_main();
-    }
+    faults::child_entry(|_, _| false);
 }
 
 /// A world-writable sticky directory (mode 1777, owned by root), like /tmp.

@@ -436,3 +436,15 @@ pub fn run_role(role: &str, name: &str) -> bool {
         _ => false,
     }
 }
+
+/// The body of every fault file's `child_process_entry`: runs the role named
+/// in `MM_TEST_ROLE` for the mutex `MM_TEST_NAME`, trying the file's own
+/// roles (`own` returns `false` for a role it does not know), then the shared
+/// fault roles ([`run_role`]), then `common`'s.
+pub fn child_entry(own: impl FnOnce(&str, &str) -> bool) {
+    let role = std::env::var("MM_TEST_ROLE").expect("MM_TEST_ROLE");
+    let name = std::env::var("MM_TEST_NAME").expect("MM_TEST_NAME");
+    if !own(&role, &name) && !run_role(&role, &name) {
+        crate::common::child_main();
+    }
+}
