@@ -33,9 +33,11 @@ fn child_process_entry() {
     });
 }
 
-/// Lowers the soft RLIMIT_NOFILE to just above the highest open descriptor
-/// and fills every free slot below it with /dev/null. Returns the fillers
-/// and the old soft limit.
+/// Lowers the soft RLIMIT_NOFILE to a few slots above the highest open
+/// descriptor and fills every free slot below it with /dev/null. Returns the
+/// fillers and the old soft limit. The headroom makes sure that freeing the
+/// fillers gives back at least the two descriptors one acquisition needs
+/// (lock file and legacy socket) whatever descriptors the process inherited.
 fn exhaust_descriptors() -> (Vec<File>, libc::rlim_t) {
     let highest: libc::rlim_t = std::fs::read_dir("/proc/self/fd")
         .unwrap()
@@ -50,7 +52,7 @@ fn exhaust_descriptors() -> (Vec<File>, libc::rlim_t) {
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
         let old = lim.rlim_cur;
-        lim.rlim_cur = highest + 1;
+        lim.rlim_cur = highest + 1 + 3;
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
         let mut fillers = Vec::new();
         loop {
@@ -62,6 +64,7 @@ fn exhaust_descriptors() -> (Vec<File>, libc::rlim_t) {
                 }
             }
         }
+        assert!(fillers.len() >= 3, "only {} fillers", fillers.len());
         (fillers, old)
     }
 }
@@ -86,18 +89,23 @@ fn restore_limit(old: libc::rlim_t) {
 fn fd_exhaust(name: &str) {
     let spec = Spec::new(name);
     let (fd0, t0) = fds_and_threads();
-    let (fillers, old) = exhaust_descriptors();
+    let (mut fillers, old) = exhaust_descriptors();
     let tried = spec.try_acquire();
     let timed = spec
         .clone()
         .with_timeout(Duration::from_secs(3600))
         .acquire();
     let forever = spec.acquire();
+    // One slot free: the lock file opens and is locked, the legacy socket
+    // cannot be created.
+    drop(fillers.pop());
+    let one_free = spec.try_acquire();
     drop(fillers);
     let (fd1, t1) = fds_and_threads();
     say(&format!("try {}", describe(&tried)));
     say(&format!("timed {}", describe(&timed)));
     say(&format!("forever {}", describe(&forever)));
+    say(&format!("one-free {}", describe(&one_free)));
     say(&format!("counts {fd0} {fd1} {t0} {t1}"));
     say(&format!("again {}", describe(&spec.try_acquire())));
     restore_limit(old);
@@ -183,8 +191,10 @@ fn counts(line: &str) -> Vec<usize> {
 }
 
 /// RLIMIT_NOFILE used up: try, timed and untimed acquire all fail at once
-/// with EMFILE and a hint naming the cause; nothing leaks; with the
-/// descriptors freed (even under the low limit) the mutex is acquired.
+/// with EMFILE and a hint naming the cause; with one slot free the lock file
+/// opens but the legacy socket fails, with the same hint; nothing leaks;
+/// with the descriptors freed (even under the low limit) the mutex is
+/// acquired.
 #[test]
 fn descriptor_exhaustion_fails_clearly_and_recovers() {
     let name = unique_name("fd-exhaust");
@@ -197,6 +207,13 @@ fn descriptor_exhaustion_fails_clearly_and_recovers() {
         assert!(line.contains("Too many open files"), "{line}");
         assert!(line.contains("raise the limit (ulimit -n)"), "{line}");
     }
+    let line = child.expect_line("one-free");
+    assert!(
+        line.starts_with("Io: cannot create legacy socket @/var/lib/juju/mutex-/"),
+        "{line}"
+    );
+    assert!(line.contains("Too many open files"), "{line}");
+    assert!(line.contains("raise the limit (ulimit -n)"), "{line}");
     let c = counts(&child.expect_line("counts"));
     assert_eq!(
         (c[0], c[2]),

@@ -49,7 +49,13 @@ impl LegacyBackend for LegacySocket {
             SocketFlags::CLOEXEC,
             None,
         )
-        .map_err(|e| fail("create legacy socket", e))?;
+        .map_err(|e| Error::Io {
+            action: "create legacy socket",
+            path: display_name(name),
+            source: e.into(),
+            hint: matches!(e, Errno::MFILE | Errno::NFILE)
+                .then(|| super::unix::TOO_MANY_FILES_HINT.to_owned()),
+        })?;
         match rustix::net::bind(&fd, &addr) {
             Ok(()) => Ok(Some(LegacySocket { _fd: fd })),
             Err(Errno::ADDRINUSE) => Ok(None),

@@ -370,6 +370,10 @@ fn stale_error(path: &Path) -> Error {
     }
 }
 
+/// Advice for `EMFILE`/`ENFILE`, whichever descriptor could not be opened.
+pub(super) const TOO_MANY_FILES_HINT: &str =
+    "too many open files; close descriptors or raise the limit (ulimit -n)";
+
 /// The error for a failed open, with advice for the usual causes.
 fn open_error(action: &'static str, path: &Path, errno: Errno) -> Error {
     let dir = path.parent().unwrap_or(path).display();
@@ -391,9 +395,7 @@ fn open_error(action: &'static str, path: &Path, errno: Errno) -> Error {
              (one could point out of the temporary directory): remove it"
                 .to_owned(),
         ),
-        Errno::MFILE | Errno::NFILE => {
-            Some("too many open files; close descriptors or raise the limit (ulimit -n)".to_owned())
-        }
+        Errno::MFILE | Errno::NFILE => Some(TOO_MANY_FILES_HINT.to_owned()),
         _ => None,
     };
     Error::Io {
