@@ -13,6 +13,12 @@
 //!   [`Wakeup`](crate::Wakeup) (a task registers its waker there), and take
 //!   the lock when it is handed to them.
 //!
+//! A wait that nothing can end (no timeout, no cancel token: the plain
+//! blocking `acquire`) needs no such split on Unix: when no kernel waiter
+//! runs for the file, the caller sleeps in `flock` itself, in the kernel
+//! waiter's place ([`wait_in_place`]), so the kernel wakes it directly: one
+//! wake-up per hand-off instead of two.
+//!
 //! A waiter that gives up (or whose future is dropped) leaves the queue. Where the kernel wait can be
 //! interrupted (Windows: a cancel event, see [`AbortWait`]), the last waiter
 //! to leave removes the queue and aborts the kernel wait. Where it cannot
@@ -46,7 +52,8 @@ type Outcome = Result<LockFile, Error>;
 type Slot = QueueSlot<Outcome, crate::Wakeup>;
 
 /// Queues by lock file path (the state machine is `queue.rs`). Present
-/// means a kernel waiter thread runs.
+/// means a kernel waiter runs: a thread, or a caller sleeping in flock
+/// itself ([`wait_in_place`]).
 static QUEUES: Mutex<Option<queue::Queues<PathBuf, Outcome, crate::Wakeup, Abort>>> =
     Mutex::new(None);
 
@@ -119,6 +126,78 @@ pub(crate) fn wait(
         }
         waiter.sleep(None);
     }
+}
+
+/// The slow path of a wait that can never be given up (no deadline, no
+/// cancel token), Unix only: the caller sleeps in `flock` itself, in the
+/// kernel waiter's place, when no kernel waiter of this process runs for
+/// `path`. Returns `Ok(None)` when one runs: the caller joins its queue
+/// ([`wait`]) instead.
+///
+/// This saves the kernel waiter's thread and its hand-off: the kernel wakes
+/// the caller directly (BENCHMARKS.md, hand-off). Nothing else changes:
+/// while the caller sleeps, a queue for `path` exists, so later waiters of
+/// this process queue behind it (FIFO) as behind a kernel waiter thread,
+/// and when the kernel grants the lock, the caller starts a kernel waiter
+/// thread for them before it returns.
+#[cfg(unix)]
+pub(crate) fn wait_in_place(
+    path: &Path,
+    env: Arc<dyn Environment>,
+) -> Result<Option<LockFile>, Error> {
+    let pid = std::process::id();
+    let key = path.to_owned();
+    if !queue::sleep_in_place(queues().get_or_insert_with(HashMap::new), &key, pid) {
+        return Ok(None);
+    }
+    // flock cannot be aborted: `NoAbort` is only the signature's.
+    let outcome = Abort::new(path).and_then(|abort| LockFile::lock(path, &*env, &abort));
+    let outcome = match outcome {
+        Ok(Some(file)) => Ok(file),
+        Ok(None) => Err(Error::io(
+            "lock",
+            path,
+            std::io::Error::new(std::io::ErrorKind::Other, "kernel wait aborted"),
+        )),
+        Err(e) => Err(e),
+    };
+    let mut guard = queues();
+    let map = match guard.as_mut() {
+        Some(map) => map,
+        None => return outcome.map(Some),
+    };
+    // Others queued behind this caller: a kernel waiter thread takes over
+    // for them (it sleeps in flock until this caller releases).
+    let started = match queue::woke_in_place(map, path, || Abort::new(path)) {
+        Ok(None) => return outcome.map(Some),
+        Ok(Some(abort)) => thread::Builder::new()
+            .name("machine-mutex-kernel-waiter".to_owned())
+            .spawn(move || kernel_waiter(key, env, abort))
+            .map_err(|e| Error::io("start a waiter thread for", path, e)),
+        Err(e) => Err(e),
+    };
+    match started {
+        Ok(_) => {
+            KERNEL_WAITERS_STARTED.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            // Nobody would serve them: they fail as they would have had
+            // they started the thread themselves.
+            let text = e.to_string();
+            let slots = queue::disband(map, path, || {
+                Err(Error::io(
+                    "start a waiter thread for",
+                    path,
+                    std::io::Error::new(std::io::ErrorKind::Other, text.clone()),
+                ))
+            });
+            drop(guard);
+            for slot in slots {
+                slot.notify();
+            }
+        }
+    }
+    outcome.map(Some)
 }
 
 /// One waiter's place in the queue of a lock file: what the blocking
@@ -239,13 +318,31 @@ fn kernel_waiter(path: PathBuf, env: Arc<dyn Environment>, abort: QArc<Abort>) {
 mod tests {
     use super::*;
     use crate::{Error, Spec};
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
+
+    /// The unit tests that acquire take turns, so that the counter of
+    /// kernel waiters started is theirs alone.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    /// Waits (yielding, up to a minute) until `done` holds for the queue of
+    /// `path`: `None` when there is none, else the number of queued waiters.
+    fn wait_for_queue(path: &Path, done: impl Fn(Option<usize>) -> bool) {
+        let limit = Instant::now() + Duration::from_secs(60);
+        loop {
+            let state = queues().as_ref().and_then(|map| queue::queued(map, path));
+            if done(state) {
+                return;
+            }
+            assert!(Instant::now() < limit, "queue state {state:?}");
+            thread::yield_now();
+        }
+    }
 
     /// Rule 5: an uncontended acquisition locks in the caller's thread (no
     /// kernel waiter is started); a contended one starts exactly one.
-    /// This is the only unit test that acquires, so the counter is ours.
     #[test]
     fn only_contention_starts_a_kernel_waiter() {
+        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
         let name = format!("unit-fast-{}", std::process::id());
         let before = kernel_waiters_started();
         for _ in 0..100 {
@@ -258,5 +355,49 @@ mod tests {
         assert!(matches!(spec.acquire(), Err(Error::Timeout)));
         assert_eq!(kernel_waiters_started(), before + 1);
         drop(held);
+    }
+
+    /// A wait nothing can end (no timeout, no cancel token) sleeps in flock
+    /// in its own thread: no kernel waiter thread is started for it. A
+    /// waiter of this process that comes later queues behind it, and is
+    /// served after it by a kernel waiter started when it gets the lock.
+    #[cfg(unix)]
+    #[test]
+    fn a_wait_without_deadline_sleeps_in_flock_itself() {
+        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        let name = format!("unit-in-place-{}", std::process::id());
+        let path = crate::lock_file_path(&name);
+        let before = kernel_waiters_started();
+        let held = Spec::new(&name).acquire().unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let first = {
+            let (name, order) = (name.clone(), Arc::clone(&order));
+            thread::spawn(move || {
+                let guard = Spec::new(&name).acquire().unwrap();
+                order.lock().unwrap().push("first");
+                drop(guard);
+            })
+        };
+        // The first waiter's queue, empty: it is its own kernel waiter.
+        wait_for_queue(&path, |state| state == Some(0));
+        assert_eq!(kernel_waiters_started(), before);
+        let second = {
+            let (name, order) = (name.clone(), Arc::clone(&order));
+            thread::spawn(move || {
+                let spec = Spec::new(&name).with_timeout(Duration::from_secs(3600));
+                let guard = spec.acquire().unwrap();
+                order.lock().unwrap().push("second");
+                drop(guard);
+            })
+        };
+        wait_for_queue(&path, |state| state == Some(1));
+        assert_eq!(kernel_waiters_started(), before);
+        drop(held);
+        first.join().unwrap();
+        second.join().unwrap();
+        assert_eq!(*order.lock().unwrap(), ["first", "second"]);
+        assert_eq!(kernel_waiters_started(), before + 1);
+        wait_for_queue(&path, |state| state.is_none());
+        drop(Spec::new(&name).try_acquire().expect("nothing leaked"));
     }
 }

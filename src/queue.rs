@@ -83,7 +83,9 @@ impl<T, N: Notify> Slot<T, N> {
 pub(crate) struct Queue<T, N, A> {
     pid: u32,
     waiters: VecDeque<Arc<Slot<T, N>>>,
-    abort: Arc<A>,
+    /// The kernel waiter thread's abort; `None` while a caller sleeps in the
+    /// kernel itself ([`sleep_in_place`]): its wait is never aborted.
+    abort: Option<Arc<A>>,
 }
 
 /// Queues by lock target. Present means a kernel waiter runs for it.
@@ -140,10 +142,86 @@ where
     let queue = Queue {
         pid,
         waiters,
-        abort: Arc::clone(&abort),
+        abort: Some(Arc::clone(&abort)),
     };
     map.insert(key.clone(), queue);
     Ok(Some(abort))
+}
+
+/// A caller of process `pid` whose wait can never be given up asks to sleep
+/// in the kernel itself, in the kernel waiter's place. `true`: no queue of
+/// this process existed, and an empty one now stands for the caller, so
+/// later waiters queue behind it (FIFO) and it is never aborted; the caller
+/// must then call [`woke_in_place`]. `false`: a queue exists; the caller
+/// joins it instead.
+#[cfg_attr(windows, allow(dead_code))]
+pub(crate) fn sleep_in_place<K, T, N, A>(map: &mut Queues<K, T, N, A>, key: &K, pid: u32) -> bool
+where
+    K: Hash + Eq + Clone,
+{
+    match map.get(key) {
+        Some(queue) if queue.pid == pid => false,
+        // None, or inherited through fork: its kernel waiter is the parent's.
+        _ => {
+            let queue = Queue {
+                pid,
+                waiters: VecDeque::new(),
+                abort: None,
+            };
+            map.insert(key.clone(), queue);
+            true
+        }
+    }
+}
+
+/// The caller that slept in place ([`sleep_in_place`]) has the lock (or its
+/// error). If nobody queued behind it, removes the queue: `Ok(None)`.
+/// Otherwise the queue becomes a kernel waiter thread's, with a new
+/// `abort()` returned for it; the caller starts that thread (and calls
+/// [`disband`] if it cannot). If `abort()` fails, nothing changes.
+#[cfg_attr(windows, allow(dead_code))]
+pub(crate) fn woke_in_place<K, Q, T, N, A, E>(
+    map: &mut Queues<K, T, N, A>,
+    key: &Q,
+    abort: impl FnOnce() -> Result<A, E>,
+) -> Result<Option<Arc<A>>, E>
+where
+    K: Borrow<Q> + Hash + Eq,
+    Q: Hash + Eq + ?Sized,
+{
+    let queue = match map.get_mut(key) {
+        Some(queue) if queue.abort.is_none() => queue,
+        // Not ours (unreachable: an in-place queue is only removed here).
+        _ => return Ok(None),
+    };
+    if queue.waiters.is_empty() {
+        map.remove(key);
+        return Ok(None);
+    }
+    let abort = Arc::new(abort()?);
+    queue.abort = Some(Arc::clone(&abort));
+    Ok(Some(abort))
+}
+
+/// Removes the queue of `key` whose kernel waiter could not start, handing
+/// each of its waiters `outcome()` (an error). Returns their slots, to be
+/// notified after the queue lock is let go.
+#[cfg_attr(windows, allow(dead_code))]
+pub(crate) fn disband<K, Q, T, N, A>(
+    map: &mut Queues<K, T, N, A>,
+    key: &Q,
+    mut outcome: impl FnMut() -> T,
+) -> Vec<Arc<Slot<T, N>>>
+where
+    K: Borrow<Q> + Hash + Eq,
+    Q: Hash + Eq + ?Sized,
+    N: Notify,
+{
+    let waiters = map.remove(key).map(|q| q.waiters).unwrap_or_default();
+    for slot in &waiters {
+        slot.put(outcome());
+    }
+    waiters.into_iter().collect()
 }
 
 /// Undoes a [`join`] that created a queue whose kernel waiter could not start.
@@ -174,11 +252,22 @@ where
     }
     if let Some(queue) = map.get_mut(key) {
         queue.waiters.retain(|s| !Arc::ptr_eq(s, slot));
-        if queue.waiters.is_empty() && queue.abort.abort() {
+        let aborted = || queue.abort.as_ref().map_or(false, |a| a.abort());
+        if queue.waiters.is_empty() && aborted() {
             map.remove(key);
         }
     }
     None
+}
+
+/// How many waiters are queued for `key`; `None` when no queue exists.
+#[cfg(test)]
+pub(crate) fn queued<K, Q, T, N, A>(map: &Queues<K, T, N, A>, key: &Q) -> Option<usize>
+where
+    K: Borrow<Q> + Hash + Eq,
+    Q: Hash + Eq + ?Sized,
+{
+    map.get(key).map(|queue| queue.waiters.len())
 }
 
 /// What the kernel waiter does after [`granted`].
@@ -210,7 +299,14 @@ where
     N: Notify,
 {
     let queue = match map.get_mut(key) {
-        Some(queue) if Arc::ptr_eq(&queue.abort, abort) => queue,
+        Some(queue)
+            if queue
+                .abort
+                .as_ref()
+                .map_or(false, |a| Arc::ptr_eq(a, abort)) =>
+        {
+            queue
+        }
         _ => {
             drop(outcome);
             return Next::NotMine;
@@ -385,11 +481,32 @@ mod loom_tests {
         }
     }
 
-    /// One waiter: the fast path (`must_queue`, try), else join the queue
-    /// (starting a kernel waiter for a new queue) and sleep until handed the
-    /// lock or told to give up (as `handoff::wait`). Returns whether it got
-    /// the lock.
-    fn waiter(world: Arc<World>, give_up: Arc<AtomicBool>, wake: Wake) -> bool {
+    /// What a waiter of the model does.
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    enum Role {
+        /// A timed or cancellable wait (through the queue) that is told to
+        /// give up at a point loom chooses.
+        GivesUp,
+        /// A timed or cancellable wait (through the queue) that never gives up.
+        Stays,
+        /// A wait nothing can end: sleeps in the kernel itself when no queue
+        /// exists (`handoff::wait_in_place`), else queues like `Stays`.
+        InPlace,
+    }
+
+    /// Starts the kernel waiter of a queue just created (or taken over).
+    fn start_kernel_waiter(world: &World, abort: Option<Arc<NoAbort>>) {
+        if let Some(abort) = abort {
+            world.kernel.lock().unwrap().0.push_back(abort);
+            world.kernel_cv.notify_all();
+        }
+    }
+
+    /// One waiter: the fast path (`must_queue`, try), else (`InPlace`, no
+    /// queue) sleep in the kernel itself, else join the queue (starting a
+    /// kernel waiter for a new queue) and sleep until handed the lock or
+    /// told to give up (as `handoff::wait`). Returns whether it got the lock.
+    fn waiter(world: Arc<World>, role: Role, give_up: Arc<AtomicBool>, wake: Wake) -> bool {
         let slot = Slot::new(wake.clone());
         // The fast path decides under the queue lock and tries the lock after it.
         if !must_queue(&mut world.queues.lock().unwrap(), &KEY, || PID, true) {
@@ -398,14 +515,27 @@ mod loom_tests {
                 return true;
             }
         }
+        if role == Role::InPlace {
+            let position = {
+                let mut map = world.queues.lock().unwrap();
+                sleep_in_place(&mut map, &KEY, PID)
+                    .then(|| world.joined.fetch_add(1, Ordering::SeqCst))
+            };
+            if let Some(position) = position {
+                let guard = lock(&world.flock);
+                let created = woke_in_place(&mut world.queues.lock().unwrap(), &KEY, || {
+                    Ok::<_, ()>(NoAbort)
+                });
+                start_kernel_waiter(&world, created.unwrap());
+                critical_section(&world, Some(position), guard);
+                return true;
+            }
+        }
         let position = {
             let mut map = world.queues.lock().unwrap();
             let position = world.joined.fetch_add(1, Ordering::SeqCst);
             let created = join(&mut map, &KEY, PID, &slot, || Ok::<_, ()>(NoAbort));
-            if let Some(abort) = created.unwrap() {
-                world.kernel.lock().unwrap().0.push_back(abort);
-                world.kernel_cv.notify_all();
-            }
+            start_kernel_waiter(&world, created.unwrap());
             position
         };
         let got = loop {
@@ -440,11 +570,11 @@ mod loom_tests {
         drop(guard);
     }
 
-    /// Runs the model: `gives_up[i]` says whether waiter i is told to give
-    /// up; the main thread does that before (or, `release_first`, after)
-    /// releasing the lock it holds, each at a point loom chooses relative to
-    /// the other threads.
-    fn check(gives_up: &'static [bool], release_first: bool) {
+    /// Runs the model: `roles[i]` says what waiter i does; the main thread
+    /// tells the `GivesUp` ones to give up before (or, `release_first`,
+    /// after) releasing the lock it holds, each at a point loom chooses
+    /// relative to the other threads.
+    fn check(roles: &'static [Role], release_first: bool) {
         let mut builder = loom::model::Builder::new();
         if builder.preemption_bound.is_none() {
             builder.preemption_bound = Some(2);
@@ -465,12 +595,12 @@ mod loom_tests {
                 thread::spawn(move || kernel_service(world))
             };
             let mut waiters = Vec::new();
-            for _ in gives_up {
+            for &role in roles {
                 let flag = Arc::new(AtomicBool::new(false));
                 let wake = Wake::default();
                 let handle = {
                     let (world, flag, wake) = (Arc::clone(&world), flag.clone(), wake.clone());
-                    thread::spawn(move || waiter(world, flag, wake))
+                    thread::spawn(move || waiter(world, role, flag, wake))
                 };
                 waiters.push((flag, wake, handle));
             }
@@ -479,8 +609,8 @@ mod loom_tests {
             if release_first {
                 drop(held.take());
             }
-            for ((flag, wake, _), gives_up) in waiters.iter().zip(gives_up) {
-                if *gives_up {
+            for ((flag, wake, _), role) in waiters.iter().zip(roles) {
+                if *role == Role::GivesUp {
                     flag.store(true, Ordering::SeqCst);
                     wake.notify();
                 }
@@ -494,9 +624,9 @@ mod loom_tests {
             world.kernel.lock().unwrap().1 = true;
             world.kernel_cv.notify_all();
             service.join().unwrap();
-            for (got, gives_up) in results.iter().zip(gives_up) {
+            for (got, role) in results.iter().zip(roles) {
                 assert!(
-                    *got || *gives_up,
+                    *got || *role == Role::GivesUp,
                     "a waiter that never gave up did not get the lock"
                 );
             }
@@ -513,36 +643,55 @@ mod loom_tests {
         });
     }
 
+    use Role::{GivesUp, InPlace, Stays};
+
     #[test]
     fn two_waiters() {
-        check(&[false, false], false);
+        check(&[Stays, Stays], false);
     }
 
     #[test]
     fn two_waiters_one_gives_up() {
-        check(&[true, false], false);
-        check(&[true, false], true);
+        check(&[GivesUp, Stays], false);
+        check(&[GivesUp, Stays], true);
     }
 
     #[test]
     fn two_waiters_second_gives_up() {
-        check(&[false, true], false);
-        check(&[false, true], true);
+        check(&[Stays, GivesUp], false);
+        check(&[Stays, GivesUp], true);
     }
 
     #[test]
     fn two_waiters_both_give_up() {
-        check(&[true, true], false);
-        check(&[true, true], true);
+        check(&[GivesUp, GivesUp], false);
+        check(&[GivesUp, GivesUp], true);
     }
 
     #[test]
     fn three_waiters_middle_gives_up() {
-        check(&[false, true, false], false);
+        check(&[Stays, GivesUp, Stays], false);
     }
 
     #[test]
     fn three_waiters_two_give_up() {
-        check(&[true, false, true], true);
+        check(&[GivesUp, Stays, GivesUp], true);
+    }
+
+    #[test]
+    fn in_place_and_a_waiter() {
+        check(&[InPlace, Stays], false);
+        check(&[InPlace, Stays], true);
+    }
+
+    #[test]
+    fn in_place_and_a_waiter_that_gives_up() {
+        check(&[InPlace, GivesUp], false);
+        check(&[InPlace, GivesUp], true);
+    }
+
+    #[test]
+    fn two_in_place_and_a_waiter_that_gives_up() {
+        check(&[InPlace, GivesUp, InPlace], false);
     }
 }

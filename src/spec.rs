@@ -253,6 +253,14 @@ impl Spec {
     /// owner and mode. If the file was removed or replaced while this
     /// acquisition waited, it starts over on the file now at the path.
     ///
+    /// Who sleeps in `flock`: a wait that nothing can end (no timeout, no
+    /// cancel token) sleeps in the calling thread itself when no other
+    /// waiter of this process waits for the name, so the kernel wakes it
+    /// directly on release. A wait with a timeout or a cancel token, and
+    /// every waiter that queues behind another, is served by a kernel
+    /// waiter thread (one per name per process, in `flock`), which hands
+    /// the lock over: one wake-up more (see BENCHMARKS.md, hand-off).
+    ///
     /// # Linux
     /// Then binds the legacy abstract socket unless turned off
     /// ([`with_legacy_socket`](Self::with_legacy_socket)), retrying every

@@ -26,11 +26,14 @@ pub(crate) fn acquire(spec: &Spec, wait: bool) -> Result<Releaser, Error> {
     let file = match handoff::try_lock(&path, spec.environment(), wait)? {
         Some(file) => file,
         None if !wait => return Err(Error::WouldBlock),
-        None => handoff::wait(
-            &path,
-            spec.environment_arc(),
-            waiter.get_or_insert_with(|| Waiter::new(spec, deadline)),
-        )?,
+        None => match wait_in_place(spec, &path, deadline)? {
+            Some(file) => file,
+            None => handoff::wait(
+                &path,
+                spec.environment_arc(),
+                waiter.get_or_insert_with(|| Waiter::new(spec, deadline)),
+            )?,
+        },
     };
     // If this fails, `file` drops here and the flock is released.
     let socket = if spec.legacy_socket() {
@@ -39,6 +42,22 @@ pub(crate) fn acquire(spec: &Spec, wait: bool) -> Result<Releaser, Error> {
         None
     };
     Ok(Releaser::new(Held::new(file, socket)))
+}
+
+/// A wait that nothing can end (no deadline, no cancel token) sleeps in the
+/// kernel in the caller's thread where the platform allows (Unix: flock;
+/// see `handoff::wait_in_place`). `Ok(None)`: wait in the queue instead.
+fn wait_in_place(
+    spec: &Spec,
+    path: &std::path::Path,
+    deadline: Option<Instant>,
+) -> Result<Option<LockFile>, Error> {
+    #[cfg(unix)]
+    if deadline.is_none() && spec.cancel_token().is_none() {
+        return handoff::wait_in_place(path, spec.environment_arc());
+    }
+    let _ = (spec, path, deadline);
+    Ok(None)
 }
 
 /// Binds the legacy socket, retrying every `spec.delay()` while another

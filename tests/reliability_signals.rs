@@ -82,8 +82,9 @@ fn signal_wait(name: &str) {
 
 /// Sends SIGUSR1 to every thread of a process as fast as it can, until
 /// stopped; counts what it sent, and separately what went to the thread
-/// blocked in flock (the kernel waiter, named `machine-mutex-kernel-waiter`,
-/// which the kernel truncates to 15 bytes).
+/// blocked in flock (the kernel waiter thread, or for a wait with no timeout
+/// and no cancel the caller's own thread, sleeping in flock in its place):
+/// the thread whose `/proc/PID/task/TID/syscall` shows flock(2).
 struct Storm {
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicUsize>,
@@ -160,7 +161,8 @@ impl Drop for Storm {
     }
 }
 
-/// The thread ids of `pid`, each with whether it is the kernel waiter.
+/// The thread ids of `pid`, each with whether it is in the flock(2) system
+/// call (the first field of its `syscall` file is the system call number).
 fn threads_of(pid: u32) -> Vec<(i64, bool)> {
     let dir = match std::fs::read_dir(format!("/proc/{pid}/task")) {
         Ok(dir) => dir,
@@ -169,8 +171,9 @@ fn threads_of(pid: u32) -> Vec<(i64, bool)> {
     dir.filter_map(|e| {
         let e = e.ok()?;
         let tid: i64 = e.file_name().to_str()?.parse().ok()?;
-        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-        Some((tid, comm.trim() == "machine-mutex-k"))
+        let syscall = std::fs::read_to_string(e.path().join("syscall")).unwrap_or_default();
+        let in_flock = syscall.split_whitespace().next() == Some(&libc::SYS_flock.to_string());
+        Some((tid, in_flock))
     })
     .collect()
 }

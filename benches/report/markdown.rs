@@ -301,10 +301,12 @@ impl Report {
         }
         if raw.is_finite() && timed.is_finite() && default.is_finite() {
             notes.push(format!(
-                "Hand-off cost of the kernel-waiter thread: a wait must be able to give up, and a \
-                 blocked flock(2) cannot be interrupted without a signal, so a kernel-waiter thread \
-                 sleeps in flock and hands the lock to the caller (src/handoff.rs): two wake-ups \
-                 instead of one, for every wait. It takes {} with a timeout against {} without.",
+                "Hand-off cost of the kernel-waiter thread: a wait that can give up (a timeout or \
+                 a cancel token) cannot sleep in flock(2) itself, which cannot be interrupted \
+                 without a signal, so a kernel-waiter thread sleeps in flock and hands the lock to \
+                 the caller (src/handoff.rs): two wake-ups instead of one. A wait that nothing can \
+                 end (the default: no timeout, no cancel) sleeps in flock in its own thread, one \
+                 wake-up. With a timeout a hand-off takes {}, without {}.",
                 us(timed),
                 us(default)
             ));

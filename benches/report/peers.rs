@@ -16,8 +16,8 @@ pub enum Peer {
     /// the crate's default does; the floor of the default.
     FlockSocket,
     /// This crate: legacy socket on (the default) or off; with a timeout
-    /// or without (both are served by the kernel-waiter thread, which hands
-    /// the lock over). This binary in a role.
+    /// (served by the kernel-waiter thread, which hands the lock over) or
+    /// without (the caller sleeps in flock itself). This binary in a role.
     Mm { legacy: bool, timeout: bool },
     /// Go's juju/mutex v2 through the Go peer (its path).
     Go(PathBuf),
