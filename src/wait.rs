@@ -23,21 +23,29 @@ pub(crate) fn acquire(spec: &Spec, wait: bool) -> Result<Releaser, Error> {
     let path = LockFile::target(spec.name(), spec.namespace());
     // Made only when the caller has to sleep: the fast path allocates nothing more.
     let mut waiter = None;
+    // A caller that sleeps makes its legacy socket first, so that only
+    // bind(2) is left once the lock is handed over.
+    let mut socket = None;
     let file = match handoff::try_lock(&path, spec.environment(), wait)? {
         Some(file) => file,
         None if !wait => return Err(Error::WouldBlock),
-        None => match wait_in_place(spec, &path, deadline)? {
-            Some(file) => file,
-            None => handoff::wait(
-                &path,
-                spec.environment_arc(),
-                waiter.get_or_insert_with(|| Waiter::new(spec, deadline)),
-            )?,
-        },
+        None => {
+            if spec.legacy_socket() {
+                socket = Some(LegacySocket::unbound(spec.name())?);
+            }
+            match wait_in_place(spec, &path, deadline)? {
+                Some(file) => file,
+                None => handoff::wait(
+                    &path,
+                    spec.environment_arc(),
+                    waiter.get_or_insert_with(|| Waiter::new(spec, deadline)),
+                )?,
+            }
+        }
     };
     // If this fails, `file` drops here and the flock is released.
     let socket = if spec.legacy_socket() {
-        Some(legacy_socket(spec, wait, deadline, &mut waiter)?)
+        Some(legacy_socket(spec, wait, deadline, &mut waiter, socket)?)
     } else {
         None
     };
@@ -60,16 +68,22 @@ fn wait_in_place(
     Ok(None)
 }
 
-/// Binds the legacy socket, retrying every `spec.delay()` while another
-/// process has it, until the deadline or a cancel.
+/// Binds the legacy socket (`unbound`, or a new one), retrying every
+/// `spec.delay()` while another process has it, until the deadline or a
+/// cancel.
 fn legacy_socket<'a>(
     spec: &'a Spec,
     wait: bool,
     deadline: Option<Instant>,
     waiter: &mut Option<Waiter<'a>>,
+    unbound: Option<LegacySocket>,
 ) -> Result<LegacySocket, Error> {
+    let mut socket = match unbound {
+        Some(socket) => socket,
+        None => LegacySocket::unbound(spec.name())?,
+    };
     loop {
-        if let Some(socket) = LegacySocket::try_bind(spec.name())? {
+        if socket.bind()? {
             return Ok(socket);
         }
         if !wait {

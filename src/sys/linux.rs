@@ -24,25 +24,26 @@ mod holder;
 
 pub(crate) use self::holder::holder;
 
-/// A bound legacy socket; dropping it closes the socket and frees the name.
+/// A legacy socket, bound once [`bind`](LegacyBackend::bind) said so;
+/// dropping it closes the socket and frees the name.
 #[derive(Debug)]
 pub(crate) struct LegacySocket {
-    _fd: OwnedFd,
+    fd: OwnedFd,
+    addr: SocketAddrUnix,
+    /// The mutex name, for errors.
+    name: PathBuf,
 }
 
 impl LegacyBackend for LegacySocket {
-    fn try_bind(name: &str) -> Result<Option<LegacySocket>, Error> {
+    fn unbound(name: &str) -> Result<LegacySocket, Error> {
         // Built on the stack: the prefix (21 bytes) and a valid name (<= 40).
         let mut buf = [0u8; 128];
         let len = SOCKET_PREFIX.len() + name.len();
-        let fail = |action, e: Errno| Error::io(action, display_name(name), e.into());
-        let target = buf
-            .get_mut(..len)
-            .ok_or_else(|| fail("bind legacy socket", Errno::NAMETOOLONG))?;
+        let fail = |e: Errno| Error::io("bind legacy socket", display_name(name), e.into());
+        let target = buf.get_mut(..len).ok_or_else(|| fail(Errno::NAMETOOLONG))?;
         target[..SOCKET_PREFIX.len()].copy_from_slice(SOCKET_PREFIX.as_bytes());
         target[SOCKET_PREFIX.len()..].copy_from_slice(name.as_bytes());
-        let addr =
-            SocketAddrUnix::new_abstract_name(target).map_err(|e| fail("bind legacy socket", e))?;
+        let addr = SocketAddrUnix::new_abstract_name(target).map_err(fail)?;
         let fd = rustix::net::socket_with(
             AddressFamily::UNIX,
             SocketType::STREAM,
@@ -56,10 +57,18 @@ impl LegacyBackend for LegacySocket {
             hint: matches!(e, Errno::MFILE | Errno::NFILE)
                 .then(|| super::unix::TOO_MANY_FILES_HINT.to_owned()),
         })?;
-        match rustix::net::bind(&fd, &addr) {
-            Ok(()) => Ok(Some(LegacySocket { _fd: fd })),
-            Err(Errno::ADDRINUSE) => Ok(None),
-            Err(e) => Err(fail("bind legacy socket", e)),
+        Ok(LegacySocket {
+            fd,
+            addr,
+            name: display_name(name),
+        })
+    }
+
+    fn bind(&mut self) -> Result<bool, Error> {
+        match rustix::net::bind(&self.fd, &self.addr) {
+            Ok(()) => Ok(true),
+            Err(Errno::ADDRINUSE) => Ok(false),
+            Err(e) => Err(Error::io("bind legacy socket", &self.name, e.into())),
         }
     }
 }

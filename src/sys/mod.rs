@@ -115,8 +115,22 @@ pub(crate) trait AbortWait: Sized + Send + Sync + 'static {
 
 /// The contract of the compatibility lock taken after the main one.
 pub(crate) trait LegacyBackend: Sized + Send + Sync + 'static {
-    /// Takes it without waiting: `Ok(None)` when another process has it.
-    fn try_bind(name: &str) -> Result<Option<Self>, Error>;
+    /// Made but not taken yet (Linux: the socket, not bound). A waiter
+    /// makes it before it sleeps, so that only [`bind`](Self::bind) is left
+    /// to do once the main lock is granted.
+    fn unbound(name: &str) -> Result<Self, Error>;
+
+    /// Takes it without waiting: `Ok(false)` when another process has it
+    /// (it may be tried again).
+    fn bind(&mut self) -> Result<bool, Error>;
+
+    /// Makes and takes it without waiting: `Ok(None)` when another process
+    /// has it.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    fn try_bind(name: &str) -> Result<Option<Self>, Error> {
+        let mut legacy = Self::unbound(name)?;
+        Ok(if legacy.bind()? { Some(legacy) } else { None })
+    }
 }
 
 /// Recorded when a lock is taken, to tell at release whether the descriptor
@@ -193,8 +207,12 @@ mod no_legacy {
     pub(crate) struct LegacySocket;
 
     impl LegacyBackend for LegacySocket {
-        fn try_bind(_name: &str) -> Result<Option<Self>, Error> {
-            Ok(Some(LegacySocket))
+        fn unbound(_name: &str) -> Result<Self, Error> {
+            Ok(LegacySocket)
+        }
+
+        fn bind(&mut self) -> Result<bool, Error> {
+            Ok(true)
         }
     }
 }
