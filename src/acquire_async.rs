@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use crate::cancel::Registration;
 use crate::handoff::{self, Ticket};
-use crate::sys::{Held, LegacyBackend, LegacySocket, LockFile};
+use crate::sys::{Held, LegacyBackend, LegacySocket, LockBackend, LockFile};
 use crate::timer::Alarm;
 use crate::{lock_file_path, Error, Releaser, Spec, Wakeup};
 
@@ -188,10 +188,10 @@ impl Acquire {
                 }
                 Step::Locked(file) => {
                     if !self.spec.legacy_socket() {
-                        return Ok(Some(Releaser::new(Held::new(file, None))));
+                        return Ok(Some(self.hold(file, None)));
                     }
                     if let Some(socket) = LegacySocket::try_bind(self.spec.name())? {
-                        return Ok(Some(Releaser::new(Held::new(file, Some(socket)))));
+                        return Ok(Some(self.hold(file, Some(socket))));
                     }
                     self.watch_cancel();
                     // On error `file` drops here and the lock file is released.
@@ -205,6 +205,15 @@ impl Acquire {
                 Step::Done => return Ok(None),
             }
         }
+    }
+
+    /// The guard of a successful acquisition (which keeps its descriptor
+    /// on release if the spec says so).
+    fn hold(&self, mut file: LockFile, socket: Option<LegacySocket>) -> Releaser {
+        if self.spec.kept_descriptor() {
+            file.keep_on_release(self.path.clone());
+        }
+        Releaser::new(Held::new(file, socket))
     }
 
     fn cancelled(&self) -> bool {

@@ -94,6 +94,16 @@ extern "C" fn before_fork() {
 /// guards it inherited are not its own.
 extern "C" fn in_child() {
     GENERATION.fetch_add(1, Ordering::SeqCst);
+    super::unix::close_kept_in_child();
+}
+
+/// Whether the fork handlers are registered.
+static WATCHING: AtomicBool = AtomicBool::new(false);
+
+/// Whether a forked child closes the kept descriptors at once (the fork
+/// handler is registered): only then are descriptors kept (`unix/kept.rs`).
+pub(crate) fn closes_kept_in_forked_children() -> bool {
+    WATCHING.load(Ordering::SeqCst)
 }
 
 /// Stamps a lock being taken, registering the fork handlers first (once per
@@ -102,14 +112,15 @@ extern "C" fn in_child() {
 /// which leaves the plain close-on-release behaviour of flock(2).
 pub(crate) fn fork_stamp() -> ForkStamp {
     WATCH.call_once(|| {
-        // SAFETY: registers two handlers that only touch atomics (so are
-        // async-signal-safe, as handlers run in a child of a multithreaded
-        // process must be) and live for the whole program. If registration
-        // fails (ENOMEM), forks go unnoticed: release just closes, which is
-        // the plain flock(2) behaviour.
-        unsafe {
-            libc::pthread_atfork(Some(before_fork), None, Some(in_child));
-        }
+        // SAFETY: registers two handlers that only touch atomics and close
+        // descriptors (so are async-signal-safe, as handlers run in a child
+        // of a multithreaded process must be) and live for the whole
+        // program. If registration fails (ENOMEM), forks go unnoticed:
+        // release just closes, which is the plain flock(2) behaviour, and no
+        // descriptor is kept.
+        let registered =
+            unsafe { libc::pthread_atfork(Some(before_fork), None, Some(in_child)) } == 0;
+        WATCHING.store(registered, Ordering::SeqCst);
     });
     ForkStamp(GENERATION.load(Ordering::SeqCst))
 }

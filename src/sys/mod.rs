@@ -30,12 +30,14 @@ pub(crate) use self::windows::NamedMutex as LockFile;
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
-pub(crate) use self::linux::{fork_stamp, sharing_since, LegacySocket};
+pub(crate) use self::linux::{
+    closes_kept_in_forked_children, fork_stamp, sharing_since, LegacySocket,
+};
 
 #[cfg(not(target_os = "linux"))]
 pub(crate) use self::no_legacy::LegacySocket;
 #[cfg(all(unix, not(target_os = "linux")))]
-pub(crate) use self::portable_fork::{fork_stamp, sharing_since};
+pub(crate) use self::portable_fork::{closes_kept_in_forked_children, fork_stamp, sharing_since};
 
 /// The temporary directory elsewhere: `std::env::temp_dir()`, which on
 /// Windows is `GetTempPath`, as Go's `os.TempDir()`. (The Windows lock is a
@@ -95,6 +97,11 @@ pub(crate) trait LockBackend: Sized + Send + 'static {
         env: &dyn Environment,
         abort: &Self::Abort,
     ) -> Result<Option<Self>, Error>;
+
+    /// Asks that releasing keep what was opened for `target`, for the next
+    /// acquisition in this process (Unix: the lock file's descriptor,
+    /// `unix/kept.rs`); a no-op where nothing can be kept.
+    fn keep_on_release(&mut self, target: PathBuf);
 
     /// Releases the lock and reports the OS error, if any. Dropping the
     /// value releases it too, ignoring errors.
@@ -227,6 +234,12 @@ mod portable_fork {
 
     pub(crate) fn fork_stamp() -> ForkStamp {
         ForkStamp(rustix::process::getpid().as_raw_nonzero().get() as u32)
+    }
+
+    /// No fork handler here: a forked child would keep the open file
+    /// descriptions of kept descriptors, so none are kept.
+    pub(crate) fn closes_kept_in_forked_children() -> bool {
+        false
     }
 
     pub(crate) fn sharing_since(stamp: ForkStamp) -> Sharing {

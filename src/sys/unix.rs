@@ -24,10 +24,14 @@
 //!   releasing in the process that acquired unlocks explicitly (`LOCK_UN`),
 //!   so the mutex is free even while such a child lives; dropping the guard
 //!   in the child only closes its copy. Forks are noticed without a system
-//!   call per acquisition ([`fork_stamp`](super::fork_stamp)): a process
-//!   that never forks releases with one `close`, as before.
+//!   call per acquisition ([`fork_stamp`](super::fork_stamp)).
+//! - **Kept descriptors** (`unix/kept.rs`). A released descriptor stays open,
+//!   unlocked, for the next acquisition of the same path in this process
+//!   (at most [`kept::KEPT_MAX`]); that acquisition locks it and checks that
+//!   the path still names its file.
 
 use std::io;
+use std::mem::ManuallyDrop;
 use std::os::unix::io::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -36,6 +40,14 @@ use rustix::fs::{FileType, FlockOperation, Mode, OFlags, Stat, Timespec, Timesta
 use rustix::io::Errno;
 
 use super::{fork_stamp, sharing_since, ForkStamp, LockBackend, NoAbort, Sharing};
+
+mod kept;
+
+/// Closes the kept descriptors in a forked child (the fork handler).
+#[cfg(target_os = "linux")]
+pub(crate) fn close_kept_in_child() {
+    kept::close_all_in_child();
+}
 use crate::environment::sudo_owner;
 use crate::holder::{HeldLock, Holder};
 use crate::{lock_file_path, Environment, Error, Namespace};
@@ -66,25 +78,46 @@ pub(crate) fn temp_dir() -> PathBuf {
 /// An open lock file on which this process holds `flock(LOCK_EX)`.
 /// Dropping it releases the lock: close, preceded by `LOCK_UN` in the
 /// process that took it once that process has forked.
+///
+/// With [`keep_on_release`](LockBackend::keep_on_release), dropping it
+/// unlocks (`LOCK_UN`) and keeps the descriptor open for the next
+/// acquisition of the path in this process (`unix/kept.rs`).
 #[derive(Debug)]
 pub(crate) struct LockFile {
-    fd: OwnedFd,
+    /// Taken out only in `drop`.
+    fd: ManuallyDrop<OwnedFd>,
     /// Which process took the lock, and whether it had forked.
     stamp: ForkStamp,
+    /// The locked file (device, inode), as checked after locking.
+    file_id: (u64, u64),
+    /// Where to keep the descriptor on release; `None`: close it.
+    keep: Option<PathBuf>,
 }
 
 impl Drop for LockFile {
     fn drop(&mut self) {
+        // SAFETY: `fd` is taken out once, here, and `self` is not used again.
+        let fd = unsafe { ManuallyDrop::take(&mut self.fd) };
         // The description may be shared with children forked without exec:
         // closing would release the lock only once they all closed it. So the
         // acquiring process unlocks it for all of them. A copy of the guard
         // dropped in such a child must not take the lock from the parent: it
-        // only closes. Async-signal-safe either way (atomics, flock, close).
-        match sharing_since(self.stamp) {
-            Sharing::MaybeShared => {
-                let _ = rustix::fs::flock(&self.fd, FlockOperation::Unlock);
+        // only closes. Without a descriptor to keep, async-signal-safe
+        // (atomics, flock, close); keeping one takes the cache's lock.
+        let sharing = sharing_since(self.stamp);
+        if sharing == Sharing::Inherited {
+            return;
+        }
+        if let Some(path) = self.keep.take() {
+            if flock(&fd, FlockOperation::Unlock).is_ok() {
+                let (dev, ino) = self.file_id;
+                // Full: closed here.
+                drop(kept::keep(path, fd, dev, ino));
+                return;
             }
-            Sharing::Sole | Sharing::Inherited => {}
+        }
+        if sharing == Sharing::MaybeShared {
+            let _ = flock(&fd, FlockOperation::Unlock);
         }
     }
 }
@@ -99,6 +132,28 @@ impl LockBackend for LockFile {
     }
 
     fn try_lock(path: &Path, env: &dyn Environment) -> Result<Option<LockFile>, Error> {
+        if let Some(kept) = kept::take(path) {
+            match flock(&kept.fd, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {
+                    let mut file = LockFile::new(kept.fd);
+                    file.file_id = (kept.dev, kept.ino);
+                    // The path must still name the kept file: else it was
+                    // removed or replaced (dropping `file` unlocks and closes).
+                    if let Ok(st) = rustix::fs::lstat(path) {
+                        if file_id(&st) == file.file_id {
+                            file.settle(&st, env);
+                            return Ok(Some(file));
+                        }
+                    }
+                }
+                Err(Errno::WOULDBLOCK) => {
+                    drop(kept::keep(path.to_owned(), kept.fd, kept.dev, kept.ino));
+                    return Ok(None);
+                }
+                // Closed; the path is opened anew below.
+                Err(_) => {}
+            }
+        }
         for _ in 0..MAX_STALE {
             let fd = open(path)?;
             match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
@@ -110,7 +165,7 @@ impl LockBackend for LockFile {
                 }
                 Err(e) => return Err(Error::io("lock", path, e.into())),
             }
-            let file = LockFile::new(fd);
+            let mut file = LockFile::new(fd);
             // The one extra system call of the fast path: type, link count,
             // owner and times at once.
             let st = fstat(&file.fd, path)?;
@@ -120,6 +175,7 @@ impl LockBackend for LockFile {
                 // already lock a new file at the path. Release and start over.
                 continue;
             }
+            file.file_id = file_id(&st);
             file.settle(&st, env);
             return Ok(Some(file));
         }
@@ -139,13 +195,14 @@ impl LockBackend for LockFile {
                 Ok(()) => {}
                 Err(e) => return Err(Error::io("lock", path, e.into())),
             }
-            let file = LockFile::new(fd);
+            let mut file = LockFile::new(fd);
             // The wait may have been long: the file may have been removed,
             // and the path may name a new file that someone else locks now.
             let st = fstat(&file.fd, path)?;
             if st.st_nlink == 0 || !names_same_file(path, &st)? {
                 continue;
             }
+            file.file_id = file_id(&st);
             file.settle(&st, env);
             return Ok(Some(file));
         }
@@ -153,18 +210,30 @@ impl LockBackend for LockFile {
     }
 
     /// Closing the descriptor (after `LOCK_UN` where a forked child may share
-    /// it) always releases the flock.
+    /// it), or unlocking it to keep it, always releases the flock.
     fn release(self) -> Result<(), Error> {
         drop(self);
         Ok(())
     }
+
+    fn keep_on_release(&mut self, path: PathBuf) {
+        self.keep = Some(path);
+    }
+}
+
+/// A file's identity: device and inode.
+#[allow(clippy::unnecessary_cast)] // the field types differ by platform
+fn file_id(st: &Stat) -> (u64, u64) {
+    (st.st_dev as u64, st.st_ino as u64)
 }
 
 impl LockFile {
     fn new(fd: OwnedFd) -> LockFile {
         LockFile {
-            fd,
+            fd: ManuallyDrop::new(fd),
             stamp: fork_stamp(),
+            file_id: (0, 0),
+            keep: None,
         }
     }
 
@@ -182,7 +251,7 @@ impl LockFile {
                 tv_nsec: rustix::fs::UTIME_NOW,
             };
             let _ = rustix::fs::futimens(
-                &self.fd,
+                &*self.fd,
                 &Timestamps {
                     last_access: now,
                     last_modification: now,

@@ -95,6 +95,9 @@ impl LockBackend for NamedMutex {
         acquire(target, Some(abort.clone()))
     }
 
+    /// Nothing is kept: each held mutex has its own owner thread.
+    fn keep_on_release(&mut self, _target: PathBuf) {}
+
     fn release(mut self) -> Result<(), Error> {
         self.owner
             .finish()
