@@ -124,6 +124,15 @@ mod machine_mutex_crate {
         bencher.bench_local(|| drop(black_box(spec.acquire().expect("acquire"))));
     }
 
+    /// flock only, the descriptor opened and closed each time (not kept).
+    #[divan::bench]
+    fn legacy_socket_off_kept_descriptor_off(bencher: divan::Bencher) {
+        let spec = Spec::new(name("mm-off-nokeep"))
+            .with_legacy_socket(false)
+            .with_kept_descriptor(false);
+        bencher.bench_local(|| drop(black_box(spec.acquire().expect("acquire"))));
+    }
+
     /// `try_acquire`, flock only.
     #[divan::bench]
     fn try_acquire_legacy_socket_off(bencher: divan::Bencher) {

@@ -16,7 +16,7 @@
 //! A wait that nothing can end (no timeout, no cancel token: the plain
 //! blocking `acquire`) needs no such split on Unix: when no kernel waiter
 //! runs for the file, the caller sleeps in `flock` itself, in the kernel
-//! waiter's place ([`wait_in_place`]), so the kernel wakes it directly: one
+//! waiter's place (`wait_in_place`, Unix), so the kernel wakes it directly: one
 //! wake-up per hand-off instead of two.
 //!
 //! A waiter that gives up (or whose future is dropped) leaves the queue. Where the kernel wait can be
@@ -53,7 +53,7 @@ type Slot = QueueSlot<Outcome, crate::Wakeup>;
 
 /// Queues by lock file path (the state machine is `queue.rs`). Present
 /// means a kernel waiter runs: a thread, or a caller sleeping in flock
-/// itself ([`wait_in_place`]).
+/// itself (`wait_in_place`, Unix).
 static QUEUES: Mutex<Option<queue::Queues<PathBuf, Outcome, crate::Wakeup, Abort>>> =
     Mutex::new(None);
 

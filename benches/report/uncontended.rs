@@ -49,6 +49,7 @@ pub const FLOOR_KEPT_RECHECK: &str = "floor-kept-fd-recheck";
 pub const FLOOR_SOCKET: &str = "floor-socket";
 pub const MM_LEGACY: &str = "mm-legacy";
 pub const MM_NOLEGACY: &str = "mm-nolegacy";
+pub const MM_NOLEGACY_NOKEEP: &str = "mm-nolegacy-nokeep";
 pub const GO: &str = "go";
 pub const PYTHON: &str = "python";
 
@@ -126,15 +127,15 @@ fn cases(ctx: &Context) -> Vec<Case> {
     let kept = open_create(&kept_path);
     cases.push(Case {
         key: FLOOR_KEPT_RECHECK,
-        label: "floor: kept descriptor + stat/fstat inode re-check + flock + unlock".to_owned(),
+        label: "floor: kept descriptor: flock + lstat(path) re-check + unlock".to_owned(),
         kind: Kind::Floor,
         run: in_process(Box::new(move || {
-            // What a sound cache of descriptors would add: the path must
-            // still name the open file (same device and inode).
-            let by_path = rustix::fs::stat(&kept_path).expect("stat");
+            // What the crate's kept descriptors cost: after locking, the
+            // path must still name the open file (same device and inode).
             let open = rustix::fs::fstat(&kept).expect("fstat");
-            assert!(by_path.st_ino == open.st_ino && by_path.st_dev == open.st_dev);
             rustix::fs::flock(&kept, FlockOperation::LockExclusive).expect("flock");
+            let by_path = rustix::fs::lstat(&kept_path).expect("lstat");
+            assert!(by_path.st_ino == open.st_ino && by_path.st_dev == open.st_dev);
             rustix::fs::flock(&kept, FlockOperation::Unlock).expect("unlock");
         })),
     });
@@ -159,13 +160,24 @@ fn cases(ctx: &Context) -> Vec<Case> {
         })),
     });
 
-    for (key, legacy) in [(MM_LEGACY, true), (MM_NOLEGACY, false)] {
-        let spec = Spec::new(ctx.name(key)).with_legacy_socket(legacy);
+    for (key, legacy, keep) in [
+        (MM_LEGACY, true, true),
+        (MM_NOLEGACY, false, true),
+        (MM_NOLEGACY_NOKEEP, false, false),
+    ] {
+        let spec = Spec::new(ctx.name(key))
+            .with_legacy_socket(legacy)
+            .with_kept_descriptor(keep);
         cases.push(Case {
             key,
             label: format!(
-                "machine-mutex, legacy socket {}",
-                if legacy { "on (default)" } else { "off" }
+                "machine-mutex, legacy socket {}{}",
+                if legacy { "on (default)" } else { "off" },
+                if keep {
+                    ""
+                } else {
+                    ", kept descriptor off (open + close each time)"
+                }
             ),
             kind: Kind::Ours,
             run: in_process(Box::new(move || {
