@@ -307,6 +307,10 @@ fn kernel_waiter(path: PathBuf, env: Arc<dyn Environment>, abort: QArc<Abort>) {
                 if let Some(slot) = slot {
                     slot.notify();
                 }
+                // The waiter just woken often runs on this CPU: let it go
+                // first, so that this thread's exit does not delay it (a
+                // timed hand-off: 79 us -> 67 us median, BENCHMARKS.md).
+                thread::yield_now();
                 return;
             }
             Next::NotMine => return,
