@@ -400,12 +400,15 @@ pub fn validate_name(name: &str) -> Result<(), InvalidSpec> {
 /// # Windows
 /// Not used: the mutex is the named kernel object `juju-mutex-NAME`.
 pub fn lock_file_path(name: &str) -> PathBuf {
-    let mut path = crate::sys::temp_dir();
-    let mut file = String::with_capacity(5 + name.len());
-    file.push_str("juju-");
-    file.push_str(name);
-    path.push(file);
-    path
+    // One buffer: the directory read from the environment, grown once to
+    // its final length (the fast path allocates nothing else for the path).
+    let mut path = crate::sys::temp_dir().into_os_string();
+    path.reserve_exact(1 + 5 + name.len());
+    let mut path = PathBuf::from(path);
+    path.push("juju-");
+    let mut path = path.into_os_string();
+    path.push(name);
+    PathBuf::from(path)
 }
 
 #[cfg(test)]

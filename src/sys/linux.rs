@@ -30,8 +30,6 @@ pub(crate) use self::holder::holder;
 pub(crate) struct LegacySocket {
     fd: OwnedFd,
     addr: SocketAddrUnix,
-    /// The mutex name, for errors.
-    name: PathBuf,
 }
 
 impl LegacyBackend for LegacySocket {
@@ -57,18 +55,24 @@ impl LegacyBackend for LegacySocket {
             hint: matches!(e, Errno::MFILE | Errno::NFILE)
                 .then(|| super::unix::TOO_MANY_FILES_HINT.to_owned()),
         })?;
-        Ok(LegacySocket {
-            fd,
-            addr,
-            name: display_name(name),
-        })
+        Ok(LegacySocket { fd, addr })
     }
 
     fn bind(&mut self) -> Result<bool, Error> {
         match rustix::net::bind(&self.fd, &self.addr) {
             Ok(()) => Ok(true),
             Err(Errno::ADDRINUSE) => Ok(false),
-            Err(e) => Err(Error::io("bind legacy socket", &self.name, e.into())),
+            Err(e) => {
+                // The name is rebuilt only for the error (no allocation otherwise).
+                let full = self.addr.abstract_name().unwrap_or_default();
+                let name = full.get(SOCKET_PREFIX.len()..).unwrap_or_default();
+                let name = String::from_utf8_lossy(name);
+                Err(Error::io(
+                    "bind legacy socket",
+                    display_name(&name),
+                    e.into(),
+                ))
+            }
         }
     }
 }
