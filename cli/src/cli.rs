@@ -142,13 +142,13 @@ pub struct WaitArgs {
     ///
     /// Default: wait as long as it takes. 0 means do not wait at all, as
     /// flock(1)'s -w 0.
-    #[arg(short = 't', long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Waiting")]
+    #[arg(short = 't', long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true, help_heading = "Waiting")]
     pub timeout: Option<Duration>,
 
     /// How often to retry the legacy socket while a juju/mutex v1 process has it.
     ///
     /// The lock file itself is never polled: the kernel wakes the waiter.
-    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_delay, help_heading = "Waiting")]
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_delay, allow_hyphen_values = true, help_heading = "Waiting")]
     pub delay: Duration,
 
     /// Do not print the "waiting for NAME, held by ..." message.
@@ -230,13 +230,37 @@ fn parse_name(text: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Parses `250ms`, `5s`, `1m30s` (humantime), or a plain number of seconds.
+/// Parses `250ms`, `5s`, `1m30s` (humantime), or a plain number of seconds
+/// (`2.5`). Negative durations, and ones finer than 1 ns other than zero
+/// (`0.0000000001`, `0.5ns`), are refused rather than rounded.
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    if let Ok(seconds) = text.parse::<f64>() {
-        return Duration::try_from_secs_f64(seconds)
-            .map_err(|_| format!("{text:?} is not a duration (examples: 250ms, 5s, 1m30s)"));
+    const EXAMPLES: &str = "examples: 250ms, 5s, 1m30s, 2.5";
+    if let Some(rest) = text.trim_start().strip_prefix('-') {
+        return Err(
+            if rest.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+                format!("{text:?}: a duration cannot be negative ({EXAMPLES})")
+            } else {
+                format!("{text:?} is not a duration ({EXAMPLES})")
+            },
+        );
     }
-    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 250ms, 5s, 1m30s)"))
+    if let Ok(seconds) = text.parse::<f64>() {
+        let duration = Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("{text:?} is not a duration ({EXAMPLES})"))?;
+        if duration.is_zero() && seconds > 0.0 {
+            return Err(format!(
+                "{text:?} is shorter than 1ns, the finest step (0 means do not wait)"
+            ));
+        }
+        return Ok(duration);
+    }
+    humantime::parse_duration(text).map_err(|e| match e {
+        // humantime says the same for both.
+        humantime::DurationError::NumberOverflow => {
+            format!("{text:?} is too large, or finer than 1ns ({EXAMPLES})")
+        }
+        other => format!("{other} ({EXAMPLES})"),
+    })
 }
 
 /// A duration greater than zero.

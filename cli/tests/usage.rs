@@ -47,6 +47,30 @@ fn usage_errors_are_one_line_exit_2_and_create_nothing() {
             "the delay must be greater than zero",
         ),
         (
+            vec!["run", "-t", "-1", "ok", "--", "true"],
+            "\"-1\": a duration cannot be negative",
+        ),
+        (
+            vec!["hold", "--delay", "-5ms", "ok"],
+            "\"-5ms\": a duration cannot be negative",
+        ),
+        (
+            vec!["run", "-t", "0.0000000001", "ok", "--", "true"],
+            "\"0.0000000001\" is shorter than 1ns, the finest step (0 means do not wait)",
+        ),
+        (
+            vec!["run", "-t", "0.5ns", "ok", "--", "true"],
+            "\"0.5ns\" is too large, or finer than 1ns",
+        ),
+        (
+            vec!["run", "-t", "99999999999999999999s", "ok", "--", "true"],
+            "\"99999999999999999999s\" is too large, or finer than 1ns",
+        ),
+        (
+            vec!["run", "-t", "1e400", "ok", "--", "true"],
+            "\"1e400\" is not a duration",
+        ),
+        (
             vec!["try", "-E", "256", "ok", "--", "true"],
             "256 is not in 0..=255",
         ),
