@@ -39,14 +39,35 @@ fn child_process_entry() {
 /// `release` releases the guard (prints `released`), `exit` exits at once
 /// without releasing.
 fn fork_holder(name: &str) {
-    let mut guard: Option<Releaser> = Some(faults::child_spec(name).acquire().expect("acquire"));
-    let drop_in_child = std::env::var("MM_FORK_MODE").as_deref() == Ok("drop");
+    let mode = std::env::var("MM_FORK_MODE").unwrap_or_default();
+    // `rawclone`: the child is made by the clone(2) system call, which runs
+    // no fork handlers (as posix_spawn and vfork do not), so this process
+    // never learns that it forked; the descriptor is not kept either, so
+    // the release takes the close path.
+    let raw_clone = mode == "rawclone";
+    let spec = faults::child_spec(name).with_kept_descriptor(!raw_clone);
+    let mut guard: Option<Releaser> = Some(spec.acquire().expect("acquire"));
+    let drop_in_child = mode == "drop";
     let mut ack = [0 as libc::c_int; 2];
     // SAFETY: pipe writes two descriptors into the array.
     assert_eq!(unsafe { libc::pipe(ack.as_mut_ptr()) }, 0);
-    // SAFETY: after fork the child only makes async-signal-safe calls
-    // (dropping the guard: getpid and close; write; pause) and never returns.
-    let pid = unsafe { libc::fork() };
+    // SAFETY: after fork (or clone without CLONE_VM: a copy of the process)
+    // the child only makes async-signal-safe calls (dropping the guard:
+    // getpid and close; write; pause) and never returns.
+    let pid = unsafe {
+        if raw_clone {
+            libc::syscall(
+                libc::SYS_clone,
+                libc::c_long::from(libc::SIGCHLD),
+                0,
+                0,
+                0,
+                0,
+            ) as libc::pid_t
+        } else {
+            libc::fork()
+        }
+    };
     if pid == 0 {
         if drop_in_child {
             drop(guard.take());
@@ -135,6 +156,28 @@ fn release_frees_the_mutex_while_a_forked_child_lives() {
     holder.expect_line("released");
     assert!(forked.alive() && forked.has_open(&lock_file_path(&name)));
     drop(try_flock(&name).expect("free although the forked child keeps its copy"));
+    drop(forked);
+    assert!(holder.finish().success());
+}
+
+/// As above, with a child made by the raw clone(2) system call, which runs
+/// no fork handlers (like posix_spawn and vfork, which std::process uses):
+/// the holder does not know that it forked, and its descriptor is not kept.
+/// The release still unlocks explicitly before it closes, so the mutex is
+/// free at once, not only once the child's copy is closed.
+#[test]
+fn release_frees_the_mutex_while_a_raw_clone_child_lives() {
+    let name = unique_name("fork-rawclone");
+    let (mut holder, forked) = Forked::start(&name, "rawclone", false);
+    assert!(
+        forked.has_open(&lock_file_path(&name)),
+        "the child shares it"
+    );
+    assert!(matches!(try_flock(&name), Err(Error::WouldBlock)));
+    holder.send("release");
+    holder.expect_line("released");
+    assert!(forked.alive() && forked.has_open(&lock_file_path(&name)));
+    drop(try_flock(&name).expect("free although the cloned child keeps its copy"));
     drop(forked);
     assert!(holder.finish().success());
 }

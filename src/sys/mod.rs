@@ -154,10 +154,13 @@ pub(crate) struct ForkStamp(u32);
 #[cfg(unix)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Sharing {
-    /// This process took the lock and has not forked: closing releases it.
+    /// This process took the lock and has not forked through `fork(3)`.
+    /// (Release unlocks explicitly all the same: a child that another
+    /// thread is starting with posix_spawn, vfork or a raw clone may share
+    /// the descriptor until its exec, and no fork handler tells.)
     Sole,
     /// This process took the lock and has forked (since, or at all): a
-    /// child may share the descriptor, so release must unlock explicitly.
+    /// child may share the descriptor; release unlocks explicitly.
     MaybeShared,
     /// This is a forked child holding an inherited copy: release must only
     /// close it, never unlock the parent's lock.

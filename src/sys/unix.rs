@@ -20,11 +20,12 @@
 //! - **Sticky temp dirs.** An existing file is opened without `O_CREAT`
 //!   (`fs.protected_regular`), a missing one is created with `O_EXCL`.
 //! - **fork without exec.** flock(2) locks belong to the open file
-//!   description, which a forked child shares. Once the process has forked,
-//!   releasing in the process that acquired unlocks explicitly (`LOCK_UN`),
-//!   so the mutex is free even while such a child lives; dropping the guard
-//!   in the child only closes its copy. Forks are noticed without a system
-//!   call per acquisition ([`fork_stamp`](super::fork_stamp)).
+//!   description, which a forked child shares (also a child that another
+//!   thread starts, until its exec). Releasing in the process that
+//!   acquired always unlocks explicitly (`LOCK_UN`), so the mutex is free
+//!   even while such a child lives; dropping the guard in a forked child
+//!   only closes its copy. Forks are noticed without a system call per
+//!   acquisition ([`fork_stamp`](super::fork_stamp)).
 //! - **Kept descriptors** (`unix/kept.rs`). A released descriptor stays open,
 //!   unlocked, for the next acquisition of the same path in this process
 //!   (at most [`kept::KEPT_MAX`]); that acquisition locks it and checks that
@@ -76,8 +77,8 @@ pub(crate) fn temp_dir() -> PathBuf {
 }
 
 /// An open lock file on which this process holds `flock(LOCK_EX)`.
-/// Dropping it releases the lock: close, preceded by `LOCK_UN` in the
-/// process that took it once that process has forked.
+/// Dropping it releases the lock: `LOCK_UN` in the process that took it,
+/// then close (only close in a forked child holding a copy).
 ///
 /// With [`keep_on_release`](LockBackend::keep_on_release), dropping it
 /// unlocks (`LOCK_UN`) and keeps the descriptor open for the next
@@ -98,26 +99,23 @@ impl Drop for LockFile {
     fn drop(&mut self) {
         // SAFETY: `fd` is taken out once, here, and `self` is not used again.
         let fd = unsafe { ManuallyDrop::take(&mut self.fd) };
-        // The description may be shared with children forked without exec:
-        // closing would release the lock only once they all closed it. So the
-        // acquiring process unlocks it for all of them. A copy of the guard
-        // dropped in such a child must not take the lock from the parent: it
-        // only closes. Without a descriptor to keep, async-signal-safe
+        // The description may be shared with other processes: children
+        // forked without exec, and children that another thread is starting
+        // (posix_spawn, vfork, a raw clone: no fork handler runs) until
+        // their exec. Closing would release the lock only once they all
+        // closed it, so the acquiring process unlocks explicitly, for all of
+        // them, whether or not it knows that it forked. A copy of the guard
+        // dropped in a forked child must not take the lock from the parent:
+        // it only closes. Without a descriptor to keep, async-signal-safe
         // (atomics, flock, close); keeping one takes the cache's lock.
-        let sharing = sharing_since(self.stamp);
-        if sharing == Sharing::Inherited {
+        if sharing_since(self.stamp) == Sharing::Inherited {
             return;
         }
-        if let Some(path) = self.keep.take() {
-            if flock(&fd, FlockOperation::Unlock).is_ok() {
-                let (dev, ino) = self.file_id;
-                // Full: closed here.
-                drop(kept::keep(path, fd, dev, ino));
-                return;
-            }
-        }
-        if sharing == Sharing::MaybeShared {
-            let _ = flock(&fd, FlockOperation::Unlock);
+        let unlocked = flock(&fd, FlockOperation::Unlock).is_ok();
+        if let (Some(path), true) = (self.keep.take(), unlocked) {
+            let (dev, ino) = self.file_id;
+            // Full: closed here.
+            drop(kept::keep(path, fd, dev, ino));
         }
     }
 }
