@@ -44,10 +44,10 @@ fn fork_holder(name: &str) {
     // no fork handlers (as posix_spawn and vfork do not), so this process
     // never learns that it forked; the descriptor is not kept either, so
     // the release takes the close path.
-    let raw_clone = mode == "rawclone";
+    let raw_clone = mode.starts_with("rawclone");
     let spec = faults::child_spec(name).with_kept_descriptor(!raw_clone);
     let mut guard: Option<Releaser> = Some(spec.acquire().expect("acquire"));
-    let drop_in_child = mode == "drop";
+    let drop_in_child = mode == "drop" || mode == "rawclone-drop";
     let mut ack = [0 as libc::c_int; 2];
     // SAFETY: pipe writes two descriptors into the array.
     assert_eq!(unsafe { libc::pipe(ack.as_mut_ptr()) }, 0);
@@ -178,6 +178,28 @@ fn release_frees_the_mutex_while_a_raw_clone_child_lives() {
     holder.expect_line("released");
     assert!(forked.alive() && forked.has_open(&lock_file_path(&name)));
     drop(try_flock(&name).expect("free although the cloned child keeps its copy"));
+    drop(forked);
+    assert!(holder.finish().success());
+}
+
+/// A child made by a raw clone(2) (no fork handler ran) drops its copy of
+/// the guard: it only closes its descriptor (its process id is not the
+/// acquirer's), and the parent still holds the mutex until it releases.
+#[test]
+fn a_raw_clone_childs_guard_never_releases_the_parent() {
+    let name = unique_name("fork-rawclone-drop");
+    let (mut holder, forked) = Forked::start(&name, "rawclone-drop", false);
+    assert!(
+        !forked.has_open(&lock_file_path(&name)),
+        "the child closed its copy"
+    );
+    assert!(
+        matches!(try_flock(&name), Err(Error::WouldBlock)),
+        "still held by the parent"
+    );
+    holder.send("release");
+    holder.expect_line("released");
+    drop(try_flock(&name).expect("free after the parent's release"));
     drop(forked);
     assert!(holder.finish().success());
 }

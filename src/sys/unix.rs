@@ -89,6 +89,9 @@ pub(crate) struct LockFile {
     fd: ManuallyDrop<OwnedFd>,
     /// Which process took the lock, and whether it had forked.
     stamp: ForkStamp,
+    /// The process id of the process that took the lock: a child made
+    /// without fork handlers (raw clone, vfork) has another one.
+    pid: rustix::process::Pid,
     /// The locked file (device, inode), as checked after locking.
     file_id: (u64, u64),
     /// Where to keep the descriptor on release; `None`: close it.
@@ -105,10 +108,12 @@ impl Drop for LockFile {
         // their exec. Closing would release the lock only once they all
         // closed it, so the acquiring process unlocks explicitly, for all of
         // them, whether or not it knows that it forked. A copy of the guard
-        // dropped in a forked child must not take the lock from the parent:
+        // dropped in a child (forked: the fork handler tells; made another
+        // way: its process id does) must not take the lock from the parent:
         // it only closes. Without a descriptor to keep, async-signal-safe
         // (atomics, flock, close); keeping one takes the cache's lock.
-        if sharing_since(self.stamp) == Sharing::Inherited {
+        if sharing_since(self.stamp) == Sharing::Inherited || rustix::process::getpid() != self.pid
+        {
             return;
         }
         let unlocked = flock(&fd, FlockOperation::Unlock).is_ok();
@@ -230,6 +235,7 @@ impl LockFile {
         LockFile {
             fd: ManuallyDrop::new(fd),
             stamp: fork_stamp(),
+            pid: rustix::process::getpid(),
             file_id: (0, 0),
             keep: None,
         }
