@@ -66,8 +66,32 @@ impl<A: AbortWait> queue::Abort for A {
     }
 }
 
-fn queues() -> MutexGuard<'static, Option<queue::Queues<PathBuf, Outcome, crate::Wakeup, Abort>>> {
+fn queues() -> QueuesGuard {
     QUEUES.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+type QueuesGuard =
+    MutexGuard<'static, Option<queue::Queues<PathBuf, Outcome, crate::Wakeup, Abort>>>;
+
+thread_local! {
+    /// The queue lock, held by the forking thread across a fork (Linux
+    /// fork handlers), so that the child never inherits it held by a thread
+    /// it does not have.
+    static HELD_FOR_FORK: std::cell::RefCell<Option<QueuesGuard>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Fork prepare handler (Linux): takes the queue lock in the forking thread.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn hold_for_fork() {
+    let guard = queues();
+    let _ = HELD_FOR_FORK.try_with(|held| *held.borrow_mut() = Some(guard));
+}
+
+/// Fork parent and child handlers (Linux): lets the queue lock go.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn release_after_fork() {
+    let _ = HELD_FOR_FORK.try_with(|held| drop(held.borrow_mut().take()));
 }
 
 /// How many kernel waiter threads this process has started so far.

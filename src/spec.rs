@@ -170,9 +170,15 @@ impl Spec {
     /// - after locking it, the path must still name its file, else (removed
     ///   by a temp-dir cleaner, or replaced) the path is opened anew;
     /// - a child forked without exec closes the kept descriptors at once
-    ///   (Linux: a `pthread_atfork` handler), so a lock the parent takes
-    ///   later never outlives the parent in the child; systems without that
-    ///   handler keep nothing; kept descriptors are close-on-exec.
+    ///   (Linux: `pthread_atfork` handlers), and a descriptor that was in
+    ///   use at a fork (held, or being locked) is closed, not kept, at its
+    ///   release, so a lock the parent takes later never outlives the
+    ///   parent in the child; systems without fork handlers keep nothing;
+    ///   kept descriptors are close-on-exec.
+    ///
+    /// Off or on, each acquisition looks in the cache (a process-wide lock
+    /// held for a scan of at most 16 entries, taken across a fork by the
+    /// fork handlers so that a forked child never inherits it held).
     ///
     /// The cost: up to 16 descriptors per process stay open between
     /// acquisitions (past that, a release closes as when off), and the lock

@@ -161,6 +161,46 @@ fn a_kept_descriptor_of_a_removed_file_is_not_used() {
     assert!(other.finish().success());
 }
 
+/// The kept descriptor's file is held by another process and then removed:
+/// a try must not report the mutex held because locking the kept (removed)
+/// file would block; it locks the new file at the path. With a directory
+/// put at the path instead, it reports the directory.
+#[test]
+fn a_kept_descriptor_of_a_held_removed_file_is_not_taken_for_the_mutex() {
+    for replacement in ["nothing", "directory"] {
+        let name = unique_name("kept-held-removed");
+        let path = lock_file_path(&name);
+        drop(spec(&name).acquire().unwrap());
+        let mut other = spawn(
+            "attempt",
+            &name,
+            Opts::default()
+                .env("MM_HOLD", "1")
+                .env("MM_ATTEMPT", "try")
+                .env("MM_TEST_LEGACY", "0"),
+        );
+        assert_eq!(other.expect_line("result"), "ok");
+        std::fs::remove_file(&path).unwrap();
+        if replacement == "directory" {
+            std::fs::create_dir(&path).unwrap();
+            let err = spec(&name).try_acquire().expect_err("a directory");
+            assert!(err.to_string().contains("directory"), "{err}");
+            std::fs::remove_dir(&path).unwrap();
+        } else {
+            let guard = spec(&name).try_acquire().expect("the new file is free");
+            assert!(faults::has_flock(
+                std::process::id(),
+                faults::inode(&path),
+                false
+            ));
+            drop(guard);
+        }
+        other.close_stdin();
+        other.expect_line("released");
+        assert!(other.finish().success());
+    }
+}
+
 /// Role `kept-fork`: keeps NAME's descriptor (acquire, release), forks a
 /// child that never execs and only waits, prints `forked PID` and the
 /// number of descriptors the child has open on the lock file

@@ -27,6 +27,9 @@ fn child_process_entry() {
     faults::child_entry(|role, name| {
         match role {
             "fork-holder" => fork_holder(name),
+            "fork-relock" => fork_relock(name),
+            "fork-while-waiting" => fork_while_waiting(name),
+            "fork-loop" => fork_loop(name),
             _ => return false,
         }
         true
@@ -99,6 +102,121 @@ fn fork_holder(name: &str) {
             other => panic!("unknown command {other}"),
         }
     }
+}
+
+/// Forks a child that never execs and only waits (async-signal-safe calls
+/// only); returns its process id once it runs.
+fn fork_idle_child() -> libc::pid_t {
+    let mut ack = [0 as libc::c_int; 2];
+    // SAFETY: pipe writes two descriptors into the array.
+    assert_eq!(unsafe { libc::pipe(ack.as_mut_ptr()) }, 0);
+    // SAFETY: the child only writes to the pipe and pauses (async-signal-safe)
+    // and never returns.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: as above.
+        unsafe {
+            libc::write(ack[1], b"x".as_ptr().cast(), 1);
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    assert!(pid > 0, "fork failed");
+    let mut byte = [0u8];
+    // SAFETY: reads one byte into a live buffer; closes the pipe afterwards.
+    unsafe {
+        libc::close(ack[1]);
+        assert_eq!(libc::read(ack[0], byte.as_mut_ptr().cast(), 1), 1);
+        libc::close(ack[0]);
+    }
+    pid
+}
+
+/// Role `fork-relock`: acquires NAME (flock only, descriptor kept), forks an
+/// idle child while holding, releases, acquires again, prints `forked PID`
+/// and `holding`, and waits to be killed (it never releases).
+fn fork_relock(name: &str) {
+    let spec = Spec::new(name).with_legacy_socket(false);
+    let guard = spec.acquire().expect("acquire");
+    let pid = fork_idle_child();
+    drop(guard);
+    let again = spec.acquire().expect("acquire again");
+    say(&format!("forked {pid}"));
+    say("holding");
+    let _ = std::io::stdin().read_line(&mut String::new());
+    drop(again);
+}
+
+/// Role `fork-while-waiting`: holds NAME (flock only, nothing kept) while a
+/// second thread acquires it (`MM_TEST_TIMEOUT_MS` set: a timed wait, served
+/// by the kernel waiter thread; else a wait in place); once that wait is
+/// blocked in flock (`/proc/locks`), forks an idle child, prints
+/// `forked PID`, releases; once the thread has the mutex, prints `holding`
+/// and waits to be killed (the thread never releases).
+fn fork_while_waiting(name: &str) {
+    let spec = faults::child_spec(name).with_kept_descriptor(false);
+    let held = spec.acquire().expect("acquire");
+    let ino = faults::inode(&lock_file_path(name));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = spec.clone();
+    std::thread::spawn(move || {
+        let guard = waiter.acquire().expect("the waiting thread acquires");
+        tx.send(()).unwrap();
+        std::mem::forget(guard);
+    });
+    faults::wait_until("the thread is blocked in flock", || {
+        faults::has_flock(std::process::id(), ino, true)
+    });
+    let pid = fork_idle_child();
+    say(&format!("forked {pid}"));
+    drop(held);
+    rx.recv().unwrap();
+    say("holding");
+    let _ = std::io::stdin().read_line(&mut String::new());
+}
+
+/// Role `fork-loop`: a thread acquires and releases NAME in a loop (the
+/// descriptor kept) while the main thread forks 300 children one after the
+/// other; each child tries NAME-child once and exits. A child that has not
+/// exited within 10 s is hung (it inherited a lock of the library held by
+/// a thread it does not have): killed and counted. Prints `forks N hung H`.
+fn fork_loop(name: &str) {
+    let looping = Spec::new(name).with_legacy_socket(false);
+    std::thread::spawn(move || loop {
+        drop(looping.acquire().expect("acquire"));
+    });
+    let other = Spec::new(format!("{name}-child")).with_legacy_socket(false);
+    let (mut forks, mut hung) = (0, 0);
+    for _ in 0..300 {
+        // SAFETY: the child tries a lock and exits (what a program that
+        // forks a worker does); the parent only waits for it.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let code = if other.try_acquire().is_ok() { 0 } else { 3 };
+            // SAFETY: ends the child at once, without running the parent's
+            // exit handlers.
+            unsafe { libc::_exit(code) };
+        }
+        assert!(pid > 0, "fork failed");
+        forks += 1;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut status = 0;
+        // SAFETY: waits for (or kills) the child just forked.
+        unsafe {
+            while libc::waitpid(pid, &mut status, libc::WNOHANG) == 0 {
+                if std::time::Instant::now() > deadline {
+                    hung += 1;
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut status, 0);
+                    break;
+                }
+                // Polls the child's state; not a synchronisation delay.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+    say(&format!("forks {forks} hung {hung}"));
 }
 
 /// The forked child of a `fork-holder`, killed when dropped.
@@ -202,6 +320,60 @@ fn a_raw_clone_childs_guard_never_releases_the_parent() {
     drop(try_flock(&name).expect("free after the parent's release"));
     drop(forked);
     assert!(holder.finish().success());
+}
+
+/// A process forks while it holds, releases (the descriptor is kept for
+/// the next acquisition), acquires again and dies without releasing: the
+/// mutex is free although the forked child lives. The descriptor the child
+/// shares is not kept at the release (a fork happened since it was opened),
+/// so the second acquisition opened the file anew.
+#[test]
+fn a_lock_taken_after_a_fork_dies_with_its_holder() {
+    let name = unique_name("fork-relock");
+    let mut holder = spawn("fork-relock", &name, Opts::default());
+    let forked = Forked(holder.expect_line("forked").parse().unwrap());
+    holder.expect_line("holding");
+    assert!(matches!(try_flock(&name), Err(Error::WouldBlock)));
+    holder.kill();
+    assert!(forked.alive());
+    drop(try_flock(&name).expect("free once its holder died, the forked child alive"));
+}
+
+/// A thread waits for the mutex (in place: no timeout) while another
+/// thread of its process forks; it gets the mutex after the fork and the
+/// process dies without releasing: the mutex is free although the child
+/// lives. (The waiting descriptor, which the child shares, is released and
+/// the file opened anew once the wait ends.)
+#[test]
+fn a_lock_granted_after_a_fork_dies_with_its_holder() {
+    for timed in [false, true] {
+        let name = unique_name("fork-waiting");
+        let opts = if timed {
+            Opts::default().env("MM_TEST_TIMEOUT_MS", "3600000")
+        } else {
+            Opts::default()
+        };
+        let mut holder = spawn("fork-while-waiting", &name, opts.env("MM_TEST_LEGACY", "0"));
+        let forked = Forked(holder.expect_line("forked").parse().unwrap());
+        holder.expect_line("holding");
+        assert!(matches!(try_flock(&name), Err(Error::WouldBlock)));
+        holder.kill();
+        assert!(forked.alive());
+        drop(
+            try_flock(&name)
+                .unwrap_or_else(|e| panic!("timed {timed}: free once its holder died: {e}")),
+        );
+    }
+}
+
+/// 300 forks while another thread acquires and releases in a loop: every
+/// child can use the library (none inherits one of its locks held by a
+/// thread that does not exist in the child).
+#[test]
+fn children_forked_while_another_thread_locks_never_hang() {
+    let name = unique_name("fork-loop");
+    let mut looper = spawn("fork-loop", &name, Opts::default());
+    assert_eq!(looper.expect_line("forks"), "300 hung 0");
 }
 
 /// The forked child drops its copy of the guard: that closes its descriptor

@@ -84,21 +84,37 @@ fn display_name(name: &str) -> PathBuf {
 
 /// Set (for good) before this process first forks.
 static FORKED: AtomicBool = AtomicBool::new(false);
+/// How many times this process has forked (bumped before each fork).
+static FORKS: AtomicU32 = AtomicU32::new(0);
 /// Which process this is in the fork tree: bumped in each forked child.
 static GENERATION: AtomicU32 = AtomicU32::new(0);
 static WATCH: Once = Once::new();
 
 /// `pthread_atfork` prepare handler: runs in the forking thread before the
-/// fork, so a release that starts afterwards in the parent sees it.
+/// fork, so a release that starts afterwards in the parent sees it. It also
+/// takes the library's process-wide locks (the hand-off queues, then the
+/// kept descriptors: the order every other path takes them in), so that the
+/// child never starts with one held by a thread it does not have.
 extern "C" fn before_fork() {
     FORKED.store(true, Ordering::SeqCst);
+    FORKS.fetch_add(1, Ordering::SeqCst);
+    crate::handoff::hold_for_fork();
+    super::unix::hold_kept_for_fork();
+}
+
+/// `pthread_atfork` parent handler: lets go of the locks taken before the fork.
+extern "C" fn in_parent() {
+    super::unix::release_kept_after_fork(false);
+    crate::handoff::release_after_fork();
 }
 
 /// `pthread_atfork` child handler: the child is a new generation, so the
-/// guards it inherited are not its own.
+/// guards it inherited are not its own; the kept descriptors are closed
+/// (the parent may lock them later); then the locks are let go.
 extern "C" fn in_child() {
     GENERATION.fetch_add(1, Ordering::SeqCst);
-    super::unix::close_kept_in_child();
+    super::unix::release_kept_after_fork(true);
+    crate::handoff::release_after_fork();
 }
 
 /// Whether the fork handlers are registered.
@@ -116,17 +132,27 @@ pub(crate) fn closes_kept_in_forked_children() -> bool {
 /// which leaves the plain close-on-release behaviour of flock(2).
 pub(crate) fn fork_stamp() -> ForkStamp {
     WATCH.call_once(|| {
-        // SAFETY: registers two handlers that only touch atomics and close
-        // descriptors (so are async-signal-safe, as handlers run in a child
-        // of a multithreaded process must be) and live for the whole
-        // program. If registration fails (ENOMEM), forks go unnoticed:
-        // release just closes, which is the plain flock(2) behaviour, and no
+        // SAFETY: registers three handlers that live for the whole program.
+        // They touch atomics, close descriptors, and take (before the fork)
+        // and let go (after it, in the same thread) two mutexes of this
+        // library that are never held while calling code that could fork.
+        // If registration fails (ENOMEM), forks go unnoticed, and no
         // descriptor is kept.
         let registered =
-            unsafe { libc::pthread_atfork(Some(before_fork), None, Some(in_child)) } == 0;
+            unsafe { libc::pthread_atfork(Some(before_fork), Some(in_parent), Some(in_child)) }
+                == 0;
         WATCHING.store(registered, Ordering::SeqCst);
     });
-    ForkStamp(GENERATION.load(Ordering::SeqCst))
+    ForkStamp(
+        GENERATION.load(Ordering::SeqCst),
+        FORKS.load(Ordering::SeqCst),
+    )
+}
+
+/// Whether this process (or, in a child, its parent) forked since `stamp`
+/// was taken: a descriptor opened before may then be shared with a child.
+pub(crate) fn forked_since(stamp: ForkStamp) -> bool {
+    fork_stamp() != stamp
 }
 
 /// What a release of a lock stamped `stamp` must do (see [`Sharing`]).

@@ -31,13 +31,15 @@ pub(crate) use self::windows::NamedMutex as LockFile;
 mod linux;
 #[cfg(target_os = "linux")]
 pub(crate) use self::linux::{
-    closes_kept_in_forked_children, fork_stamp, sharing_since, LegacySocket,
+    closes_kept_in_forked_children, fork_stamp, forked_since, sharing_since, LegacySocket,
 };
 
 #[cfg(not(target_os = "linux"))]
 pub(crate) use self::no_legacy::LegacySocket;
 #[cfg(all(unix, not(target_os = "linux")))]
-pub(crate) use self::portable_fork::{closes_kept_in_forked_children, fork_stamp, sharing_since};
+pub(crate) use self::portable_fork::{
+    closes_kept_in_forked_children, fork_stamp, forked_since, sharing_since,
+};
 
 /// The temporary directory elsewhere: `std::env::temp_dir()`, which on
 /// Windows is `GetTempPath`, as Go's `os.TempDir()`. (The Windows lock is a
@@ -144,7 +146,7 @@ pub(crate) trait LegacyBackend: Sized + Send + Sync + 'static {
 /// may be shared with children forked since (see [`Sharing`]).
 #[cfg(unix)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ForkStamp(u32);
+pub(crate) struct ForkStamp(u32, u32);
 
 /// What a release finds about forks since the lock was taken.
 ///
@@ -236,7 +238,14 @@ mod portable_fork {
     use super::{ForkStamp, Sharing};
 
     pub(crate) fn fork_stamp() -> ForkStamp {
-        ForkStamp(rustix::process::getpid().as_raw_nonzero().get() as u32)
+        ForkStamp(rustix::process::getpid().as_raw_nonzero().get() as u32, 0)
+    }
+
+    /// Whether this process forked since `stamp`: unknown without fork
+    /// handlers, so `false` (a descriptor open in a thread while another
+    /// forks stays shared with that child: see RELIABILITY.md).
+    pub(crate) fn forked_since(_stamp: ForkStamp) -> bool {
+        false
     }
 
     /// No fork handler here: a forked child would keep the open file

@@ -40,14 +40,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rustix::fs::{FileType, FlockOperation, Mode, OFlags, Stat, Timespec, Timestamps};
 use rustix::io::Errno;
 
-use super::{fork_stamp, sharing_since, ForkStamp, LockBackend, NoAbort, Sharing};
+use super::{fork_stamp, forked_since, sharing_since, ForkStamp, LockBackend, NoAbort, Sharing};
 
 mod kept;
 
-/// Closes the kept descriptors in a forked child (the fork handler).
+/// Fork prepare handler (Linux): takes the kept descriptors' lock.
 #[cfg(target_os = "linux")]
-pub(crate) fn close_kept_in_child() {
-    kept::close_all_in_child();
+pub(crate) fn hold_kept_for_fork() {
+    kept::hold_for_fork();
+}
+
+/// Fork parent and child handlers (Linux): in the child, closes the kept
+/// descriptors first; then lets the lock go.
+#[cfg(target_os = "linux")]
+pub(crate) fn release_kept_after_fork(in_child: bool) {
+    kept::release_after_fork(in_child);
 }
 use crate::environment::sudo_owner;
 use crate::holder::{HeldLock, Holder};
@@ -96,6 +103,9 @@ pub(crate) struct LockFile {
     file_id: (u64, u64),
     /// Where to keep the descriptor on release; `None`: close it.
     keep: Option<PathBuf>,
+    /// Whether this process holds the flock through it (`false` only for a
+    /// kept descriptor that failed to lock: dropping it just keeps it).
+    locked: bool,
 }
 
 impl Drop for LockFile {
@@ -116,8 +126,11 @@ impl Drop for LockFile {
         {
             return;
         }
-        let unlocked = flock(&fd, FlockOperation::Unlock).is_ok();
-        if let (Some(path), true) = (self.keep.take(), unlocked) {
+        let unlocked = !self.locked || flock(&fd, FlockOperation::Unlock).is_ok();
+        // A descriptor that a child forked since it was opened may share is
+        // not kept: the child's copy would keep a later lock of it alive.
+        let keep = unlocked && !forked_since(self.stamp);
+        if let (Some(path), true) = (self.keep.take(), keep) {
             let (dev, ino) = self.file_id;
             // Full: closed here.
             drop(kept::keep(path, fd, dev, ino));
@@ -135,29 +148,44 @@ impl LockBackend for LockFile {
     }
 
     fn try_lock(path: &Path, env: &dyn Environment) -> Result<Option<LockFile>, Error> {
+        // Stamped before the descriptor is in hand: a fork from then on may
+        // have given a child a copy of it (checked after locking).
+        let stamp = fork_stamp();
         if let Some(kept) = kept::take(path) {
-            match flock(&kept.fd, FlockOperation::NonBlockingLockExclusive) {
+            let mut file = LockFile::stamped(kept.fd, stamp);
+            file.file_id = (kept.dev, kept.ino);
+            match flock(&file.fd, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => {
-                    let mut file = LockFile::new(kept.fd);
-                    file.file_id = (kept.dev, kept.ino);
-                    // The path must still name the kept file: else it was
-                    // removed or replaced (dropping `file` unlocks and closes).
+                    // The path must still name the kept file (else it was
+                    // removed or replaced), and no child may share it: else
+                    // dropping `file` unlocks and closes it, and the path is
+                    // opened anew below.
                     if let Ok(st) = rustix::fs::lstat(path) {
-                        if file_id(&st) == file.file_id {
+                        if file_id(&st) == file.file_id && !forked_since(stamp) {
                             file.settle(&st, env);
                             return Ok(Some(file));
                         }
                     }
                 }
                 Err(Errno::WOULDBLOCK) => {
-                    drop(kept::keep(path.to_owned(), kept.fd, kept.dev, kept.ino));
-                    return Ok(None);
+                    file.locked = false;
+                    // Held, if the path still names the kept file (then it
+                    // is kept again as it drops); if not, the file now at
+                    // the path is tried below.
+                    let same = rustix::fs::lstat(path).map_or(false, |st| {
+                        file_id(&st) == file.file_id && check_type(&st, path).is_ok()
+                    });
+                    if same {
+                        file.keep_on_release(path.to_owned());
+                        return Ok(None);
+                    }
                 }
                 // Closed; the path is opened anew below.
-                Err(_) => {}
+                Err(_) => file.locked = false,
             }
         }
         for _ in 0..MAX_STALE {
+            let stamp = fork_stamp();
             let fd = open(path)?;
             match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => {}
@@ -168,14 +196,16 @@ impl LockBackend for LockFile {
                 }
                 Err(e) => return Err(Error::io("lock", path, e.into())),
             }
-            let mut file = LockFile::new(fd);
+            let mut file = LockFile::stamped(fd, stamp);
             // The one extra system call of the fast path: type, link count,
             // owner and times at once.
             let st = fstat(&file.fd, path)?;
             check_type(&st, path)?;
-            if st.st_nlink == 0 {
+            if st.st_nlink == 0 || forked_since(stamp) {
                 // Removed between open and flock: another process may
-                // already lock a new file at the path. Release and start over.
+                // already lock a new file at the path. Or a child forked
+                // meanwhile shares the descriptor, and would keep the lock
+                // if this process died. Release and start over.
                 continue;
             }
             file.file_id = file_id(&st);
@@ -191,6 +221,7 @@ impl LockBackend for LockFile {
         _abort: &NoAbort,
     ) -> Result<Option<LockFile>, Error> {
         for _ in 0..MAX_STALE {
+            let stamp = fork_stamp();
             let fd = open(path)?;
             // Never block on something that is not a lock file.
             check_type(&fstat(&fd, path)?, path)?;
@@ -198,11 +229,14 @@ impl LockBackend for LockFile {
                 Ok(()) => {}
                 Err(e) => return Err(Error::io("lock", path, e.into())),
             }
-            let mut file = LockFile::new(fd);
+            let mut file = LockFile::stamped(fd, stamp);
             // The wait may have been long: the file may have been removed,
             // and the path may name a new file that someone else locks now.
+            // Or the process forked while this thread waited: the child has
+            // a copy of the descriptor, which would keep the lock after
+            // this process died. Either way, release and start over.
             let st = fstat(&file.fd, path)?;
-            if st.st_nlink == 0 || !names_same_file(path, &st)? {
+            if st.st_nlink == 0 || forked_since(stamp) || !names_same_file(path, &st)? {
                 continue;
             }
             file.file_id = file_id(&st);
@@ -231,13 +265,16 @@ fn file_id(st: &Stat) -> (u64, u64) {
 }
 
 impl LockFile {
-    fn new(fd: OwnedFd) -> LockFile {
+    /// `fd`, locked (or, for a kept descriptor, being locked), stamped with
+    /// the fork state from before it was opened or taken out of the cache.
+    fn stamped(fd: OwnedFd, stamp: ForkStamp) -> LockFile {
         LockFile {
             fd: ManuallyDrop::new(fd),
-            stamp: fork_stamp(),
+            stamp,
             pid: rustix::process::getpid(),
             file_id: (0, 0),
             keep: None,
+            locked: true,
         }
     }
 

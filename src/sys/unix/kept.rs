@@ -15,12 +15,13 @@
 //!   dropped from the cache and the path opened anew.
 //! - **fork.** A child forked without exec would share the open file
 //!   descriptions of the kept descriptors: if the parent later locked one
-//!   and died, the child's copy would keep the lock. So the fork handler
-//!   (Linux: `pthread_atfork`, see `sys/linux.rs`) closes every kept
-//!   descriptor in the child at once ([`close_all_in_child`]); the
-//!   descriptors live in atomics for that, so the handler takes no lock.
-//!   Systems without that handler keep nothing. Descriptors are
-//!   close-on-exec.
+//!   and died, the child's copy would keep the lock. So the fork handlers
+//!   (Linux: `pthread_atfork`, see `sys/linux.rs`) close every kept
+//!   descriptor in the child at once ([`release_after_fork`]), holding the
+//!   cache lock across the fork. A descriptor in use at the fork (locked,
+//!   or being locked) is not kept at its release: its stamp shows the fork
+//!   (`LockFile`'s drop). Systems without fork handlers keep nothing.
+//!   Descriptors are close-on-exec.
 //! - **Bounded.** At most [`KEPT_MAX`] descriptors per process; past that a
 //!   released descriptor is closed as before. A spec can turn keeping off
 //!   (`Spec::with_kept_descriptor(false)`): its release always closes.
@@ -118,16 +119,42 @@ pub(super) fn keep(path: PathBuf, fd: OwnedFd, dev: u64, ino: u64) -> Option<Own
     (old >= 0).then(|| unsafe { OwnedFd::from_raw_fd(old) })
 }
 
-/// Closes every kept descriptor: run by the fork handler in the child,
-/// before anything else there (so single-threaded); async-signal-safe
-/// (atomics and close).
+thread_local! {
+    /// The cache lock, held by the forking thread across a fork (Linux
+    /// fork handlers), so that the child never inherits it held by a thread
+    /// it does not have, nor the cache half-changed.
+    static HELD_FOR_FORK: std::cell::RefCell<Option<MutexGuard<'static, Vec<Option<Meta>>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Fork prepare handler: takes the cache lock in the forking thread.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-pub(crate) fn close_all_in_child() {
-    for slot in &FDS {
-        let raw: RawFd = slot.swap(-1, Ordering::SeqCst);
-        if raw >= 0 {
-            // SAFETY: the slot owned `raw`; nothing else in the child uses it.
-            drop(unsafe { OwnedFd::from_raw_fd(raw) });
+pub(crate) fn hold_for_fork() {
+    let guard = slots();
+    let _ = HELD_FOR_FORK.try_with(|held| *held.borrow_mut() = Some(guard));
+}
+
+/// Fork parent and child handlers: in the child (`in_child`), first closes
+/// every kept descriptor and empties the cache (the parent may lock its
+/// copies of them later: a child's copy would keep such a lock after the
+/// parent died); then lets the cache lock go.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn release_after_fork(in_child: bool) {
+    let _ = HELD_FOR_FORK.try_with(|held| {
+        let mut held = held.borrow_mut();
+        if in_child {
+            for slot in &FDS {
+                let raw: RawFd = slot.swap(-1, Ordering::SeqCst);
+                if raw >= 0 {
+                    // SAFETY: the slot owned `raw`; the child's only thread
+                    // is here, and nothing else in it uses the descriptor.
+                    drop(unsafe { OwnedFd::from_raw_fd(raw) });
+                }
+            }
+            if let Some(slots) = held.as_mut() {
+                slots.iter_mut().for_each(|meta| *meta = None);
+            }
         }
-    }
+        drop(held.take());
+    });
 }
