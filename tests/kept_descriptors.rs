@@ -210,29 +210,7 @@ fn kept_fork(name: &str) {
     let path = lock_file_path(name);
     drop(faults::child_spec(name).acquire().unwrap());
     assert_eq!(open_on(&path), 1, "kept before the fork");
-    let mut ack = [0 as libc::c_int; 2];
-    // SAFETY: pipe writes two descriptors into the array.
-    assert_eq!(unsafe { libc::pipe(ack.as_mut_ptr()) }, 0);
-    // SAFETY: the child only makes async-signal-safe calls (the fork
-    // handler closes descriptors; then write and pause) and never returns.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: async-signal-safe calls on descriptors this process owns.
-        unsafe {
-            libc::write(ack[1], b"x".as_ptr().cast(), 1);
-            loop {
-                libc::pause();
-            }
-        }
-    }
-    assert!(pid > 0, "fork failed");
-    let mut byte = [0u8];
-    // SAFETY: reads one byte into a live buffer; closes the pipe afterwards.
-    unsafe {
-        libc::close(ack[1]);
-        assert_eq!(libc::read(ack[0], byte.as_mut_ptr().cast(), 1), 1);
-        libc::close(ack[0]);
-    }
+    let pid = faults::fork_paused_child(false, || {});
     let child_open = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())

@@ -51,46 +51,12 @@ fn fork_holder(name: &str) {
     let spec = faults::child_spec(name).with_kept_descriptor(!raw_clone);
     let mut guard: Option<Releaser> = Some(spec.acquire().expect("acquire"));
     let drop_in_child = mode == "drop" || mode == "rawclone-drop";
-    let mut ack = [0 as libc::c_int; 2];
-    // SAFETY: pipe writes two descriptors into the array.
-    assert_eq!(unsafe { libc::pipe(ack.as_mut_ptr()) }, 0);
-    // SAFETY: after fork (or clone without CLONE_VM: a copy of the process)
-    // the child only makes async-signal-safe calls (dropping the guard:
-    // getpid and close; write; pause) and never returns.
-    let pid = unsafe {
-        if raw_clone {
-            libc::syscall(
-                libc::SYS_clone,
-                libc::c_long::from(libc::SIGCHLD),
-                0,
-                0,
-                0,
-                0,
-            ) as libc::pid_t
-        } else {
-            libc::fork()
-        }
-    };
-    if pid == 0 {
+    // In the child, dropping the guard only makes getpid and close calls.
+    let pid = faults::fork_paused_child(raw_clone, || {
         if drop_in_child {
             drop(guard.take());
         }
-        // SAFETY: async-signal-safe calls on descriptors this process owns.
-        unsafe {
-            libc::write(ack[1], b"x".as_ptr().cast(), 1);
-            loop {
-                libc::pause();
-            }
-        }
-    }
-    assert!(pid > 0, "fork failed");
-    let mut byte = [0u8];
-    // SAFETY: reads one byte into a live buffer; closes the pipe afterwards.
-    unsafe {
-        libc::close(ack[1]);
-        assert_eq!(libc::read(ack[0], byte.as_mut_ptr().cast(), 1), 1);
-        libc::close(ack[0]);
-    }
+    });
     say(&format!("forked {pid}"));
     for line in std::io::stdin().lock().lines() {
         match line.unwrap().trim() {
@@ -104,42 +70,13 @@ fn fork_holder(name: &str) {
     }
 }
 
-/// Forks a child that never execs and only waits (async-signal-safe calls
-/// only); returns its process id once it runs.
-fn fork_idle_child() -> libc::pid_t {
-    let mut ack = [0 as libc::c_int; 2];
-    // SAFETY: pipe writes two descriptors into the array.
-    assert_eq!(unsafe { libc::pipe(ack.as_mut_ptr()) }, 0);
-    // SAFETY: the child only writes to the pipe and pauses (async-signal-safe)
-    // and never returns.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: as above.
-        unsafe {
-            libc::write(ack[1], b"x".as_ptr().cast(), 1);
-            loop {
-                libc::pause();
-            }
-        }
-    }
-    assert!(pid > 0, "fork failed");
-    let mut byte = [0u8];
-    // SAFETY: reads one byte into a live buffer; closes the pipe afterwards.
-    unsafe {
-        libc::close(ack[1]);
-        assert_eq!(libc::read(ack[0], byte.as_mut_ptr().cast(), 1), 1);
-        libc::close(ack[0]);
-    }
-    pid
-}
-
 /// Role `fork-relock`: acquires NAME (flock only, descriptor kept), forks an
 /// idle child while holding, releases, acquires again, prints `forked PID`
 /// and `holding`, and waits to be killed (it never releases).
 fn fork_relock(name: &str) {
     let spec = Spec::new(name).with_legacy_socket(false);
     let guard = spec.acquire().expect("acquire");
-    let pid = fork_idle_child();
+    let pid = faults::fork_paused_child(false, || {});
     drop(guard);
     let again = spec.acquire().expect("acquire again");
     say(&format!("forked {pid}"));
@@ -168,7 +105,7 @@ fn fork_while_waiting(name: &str) {
     faults::wait_until("the thread is blocked in flock", || {
         faults::has_flock(std::process::id(), ino, true)
     });
-    let pid = fork_idle_child();
+    let pid = faults::fork_paused_child(false, || {});
     say(&format!("forked {pid}"));
     drop(held);
     rx.recv().unwrap();

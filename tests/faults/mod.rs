@@ -369,6 +369,47 @@ pub fn lock_path_in(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("juju-{name}"))
 }
 
+/// Forks a child that never execs (`raw_clone`: through the clone(2)
+/// system call, which runs no fork handlers, as posix_spawn and vfork do
+/// not), runs `in_child` there, then keeps the child paused until it is
+/// killed. Returns the child's process id once `in_child` has run.
+/// `in_child` must only make async-signal-safe calls.
+pub fn fork_paused_child(raw_clone: bool, in_child: impl FnOnce()) -> libc::pid_t {
+    let mut ack = [0 as libc::c_int; 2];
+    // SAFETY: pipe writes two descriptors into the array.
+    assert_eq!(unsafe { libc::pipe(ack.as_mut_ptr()) }, 0);
+    // SAFETY: after fork (or clone without CLONE_VM: a copy of the process)
+    // the child runs `in_child` (async-signal-safe, by contract), writes
+    // and pauses, and never returns.
+    let pid = unsafe {
+        if raw_clone {
+            let flags = libc::c_long::from(libc::SIGCHLD);
+            libc::syscall(libc::SYS_clone, flags, 0, 0, 0, 0) as libc::pid_t
+        } else {
+            libc::fork()
+        }
+    };
+    if pid == 0 {
+        in_child();
+        // SAFETY: async-signal-safe calls on descriptors this process owns.
+        unsafe {
+            libc::write(ack[1], b"x".as_ptr().cast(), 1);
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    assert!(pid > 0, "fork failed");
+    let mut byte = [0u8];
+    // SAFETY: reads one byte into a live buffer; closes the pipe afterwards.
+    unsafe {
+        libc::close(ack[1]);
+        assert_eq!(libc::read(ack[0], byte.as_mut_ptr().cast(), 1), 1);
+        libc::close(ack[0]);
+    }
+    pid
+}
+
 // ---- child side -------------------------------------------------------------
 
 /// Prints one line for the parent and flushes it.
