@@ -5,9 +5,10 @@
 //! closes, also when its process dies. Abstract names are per network
 //! namespace.
 //!
-//! Also the Linux fork watch ([`fork_stamp`], [`sharing_since`]): fork
-//! handlers registered with `pthread_atfork(3)` keep two counters, so a
-//! release learns without a system call whether the process has forked.
+//! Also the Linux fork watch ([`fork_stamp`], [`forked_since`],
+//! [`in_forked_child`]): fork handlers registered with `pthread_atfork(3)`
+//! keep two counters, so a release learns without a system call whether the
+//! process has forked.
 
 use std::os::unix::io::OwnedFd;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use std::sync::Once;
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
-use super::{ForkStamp, LegacyBackend, Sharing};
+use super::{ForkStamp, LegacyBackend};
 use crate::{legacy_socket_name, Error, LEGACY_SOCKET_PREFIX as SOCKET_PREFIX};
 
 mod holder;
@@ -82,8 +83,6 @@ fn display_name(name: &str) -> PathBuf {
     PathBuf::from(legacy_socket_name(name))
 }
 
-/// Set (for good) before this process first forks.
-static FORKED: AtomicBool = AtomicBool::new(false);
 /// How many times this process has forked (bumped before each fork).
 static FORKS: AtomicU32 = AtomicU32::new(0);
 /// Which process this is in the fork tree: bumped in each forked child.
@@ -96,7 +95,6 @@ static WATCH: Once = Once::new();
 /// kept descriptors: the order every other path takes them in), so that the
 /// child never starts with one held by a thread it does not have.
 extern "C" fn before_fork() {
-    FORKED.store(true, Ordering::SeqCst);
     FORKS.fetch_add(1, Ordering::SeqCst);
     crate::handoff::hold_for_fork();
     super::unix::hold_kept_for_fork();
@@ -155,13 +153,9 @@ pub(crate) fn forked_since(stamp: ForkStamp) -> bool {
     fork_stamp() != stamp
 }
 
-/// What a release of a lock stamped `stamp` must do (see [`Sharing`]).
-pub(crate) fn sharing_since(stamp: ForkStamp) -> Sharing {
-    if GENERATION.load(Ordering::SeqCst) != stamp.0 {
-        Sharing::Inherited
-    } else if FORKED.load(Ordering::SeqCst) {
-        Sharing::MaybeShared
-    } else {
-        Sharing::Sole
-    }
+/// Whether this is a child forked after `stamp` was taken in its parent:
+/// a guard it inherited is a copy, whose release must not unlock the
+/// parent's lock.
+pub(crate) fn in_forked_child(stamp: ForkStamp) -> bool {
+    GENERATION.load(Ordering::SeqCst) != stamp.0
 }

@@ -31,14 +31,14 @@ pub(crate) use self::windows::NamedMutex as LockFile;
 mod linux;
 #[cfg(target_os = "linux")]
 pub(crate) use self::linux::{
-    closes_kept_in_forked_children, fork_stamp, forked_since, sharing_since, LegacySocket,
+    closes_kept_in_forked_children, fork_stamp, forked_since, in_forked_child, LegacySocket,
 };
 
 #[cfg(not(target_os = "linux"))]
 pub(crate) use self::no_legacy::LegacySocket;
 #[cfg(all(unix, not(target_os = "linux")))]
 pub(crate) use self::portable_fork::{
-    closes_kept_in_forked_children, fork_stamp, forked_since, sharing_since,
+    closes_kept_in_forked_children, fork_stamp, forked_since, in_forked_child,
 };
 
 /// The temporary directory elsewhere: `std::env::temp_dir()`, which on
@@ -142,32 +142,16 @@ pub(crate) trait LegacyBackend: Sized + Send + Sync + 'static {
     }
 }
 
-/// Recorded when a lock is taken, to tell at release whether the descriptor
-/// may be shared with children forked since (see [`Sharing`]).
+/// Recorded before a lock file descriptor is opened (or taken out of the
+/// kept ones), to tell later whether the process forked since: then a child
+/// may share the descriptor.
+///
+/// The contract of `fork_stamp() -> ForkStamp`, `forked_since(ForkStamp)`
+/// and `in_forked_child(ForkStamp)` (one set per platform): all are
+/// async-signal-safe, and on Linux none makes a system call.
 #[cfg(unix)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ForkStamp(u32, u32);
-
-/// What a release finds about forks since the lock was taken.
-///
-/// The contract of `fork_stamp() -> ForkStamp` and
-/// `sharing_since(ForkStamp) -> Sharing` (one pair per platform):
-/// both are async-signal-safe, and on Linux neither makes a system call.
-#[cfg(unix)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Sharing {
-    /// This process took the lock and has not forked through `fork(3)`.
-    /// (Release unlocks explicitly all the same: a child that another
-    /// thread is starting with posix_spawn, vfork or a raw clone may share
-    /// the descriptor until its exec, and no fork handler tells.)
-    Sole,
-    /// This process took the lock and has forked (since, or at all): a
-    /// child may share the descriptor; release unlocks explicitly.
-    MaybeShared,
-    /// This is a forked child holding an inherited copy: release must only
-    /// close it, never unlock the parent's lock.
-    Inherited,
-}
 
 /// Everything one acquisition holds; dropping it releases all of it.
 #[derive(Debug)]
@@ -235,7 +219,7 @@ mod portable_fork {
     //! `pthread_atfork`: one `getpid` at acquisition and one at release, and
     //! the acquiring process always unlocks explicitly.
 
-    use super::{ForkStamp, Sharing};
+    use super::ForkStamp;
 
     pub(crate) fn fork_stamp() -> ForkStamp {
         ForkStamp(rustix::process::getpid().as_raw_nonzero().get() as u32, 0)
@@ -254,11 +238,8 @@ mod portable_fork {
         false
     }
 
-    pub(crate) fn sharing_since(stamp: ForkStamp) -> Sharing {
-        if fork_stamp() == stamp {
-            Sharing::MaybeShared
-        } else {
-            Sharing::Inherited
-        }
+    /// Whether this is a child forked after `stamp` was taken in its parent.
+    pub(crate) fn in_forked_child(stamp: ForkStamp) -> bool {
+        fork_stamp().0 != stamp.0
     }
 }

@@ -40,7 +40,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rustix::fs::{FileType, FlockOperation, Mode, OFlags, Stat, Timespec, Timestamps};
 use rustix::io::Errno;
 
-use super::{fork_stamp, forked_since, sharing_since, ForkStamp, LockBackend, NoAbort, Sharing};
+use super::{fork_stamp, forked_since, in_forked_child, ForkStamp, LockBackend, NoAbort};
 
 mod kept;
 
@@ -122,8 +122,7 @@ impl Drop for LockFile {
         // way: its process id does) must not take the lock from the parent:
         // it only closes. Without a descriptor to keep, async-signal-safe
         // (atomics, flock, close); keeping one takes the cache's lock.
-        if sharing_since(self.stamp) == Sharing::Inherited || rustix::process::getpid() != self.pid
-        {
+        if in_forked_child(self.stamp) || rustix::process::getpid() != self.pid {
             return;
         }
         let unlocked = !self.locked || flock(&fd, FlockOperation::Unlock).is_ok();
