@@ -172,6 +172,14 @@ impl Acquire {
                     };
                 }
                 Step::Queued(ticket) => {
+                    if ticket.orphaned() {
+                        // A copy in a forked child: leave the parent's
+                        // queue (a lock in the slot is the parent's: it is
+                        // only closed) and start over in this process.
+                        drop(ticket);
+                        self.step = Step::Start;
+                        continue;
+                    }
                     if let Some(outcome) = ticket.take() {
                         self.step = Step::Locked(outcome?);
                         continue;

@@ -236,6 +236,12 @@ pub(crate) fn wait_in_place(
 pub(crate) struct Ticket {
     path: PathBuf,
     slot: QArc<Slot>,
+    /// The fork state when it joined: a copy in a forked child (an async
+    /// future polled there) waits in a queue whose kernel waiter is the
+    /// parent's.
+    #[cfg(unix)]
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    stamp: crate::sys::ForkStamp,
 }
 
 impl Ticket {
@@ -249,11 +255,27 @@ impl Ticket {
         wakeup: &crate::Wakeup,
     ) -> Result<Ticket, Error> {
         let slot = Slot::new(wakeup.clone());
+        #[cfg(unix)]
+        let stamp = crate::sys::fork_stamp();
         join_queue(path, env, &slot)?;
         Ok(Ticket {
             path: path.to_owned(),
             slot,
+            #[cfg(unix)]
+            stamp,
         })
+    }
+
+    /// Whether this is a copy in a child forked since the ticket joined (an
+    /// async future polled there): its queue's kernel waiter is the
+    /// parent's, so it would never be served, and whatever its slot holds
+    /// is the parent's. The owner drops it and starts over.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn orphaned(&self) -> bool {
+        #[cfg(unix)]
+        return crate::sys::in_forked_child(self.stamp);
+        #[cfg(not(unix))]
+        return false;
     }
 
     /// The outcome handed to this ticket (the lock, or the kernel waiter's

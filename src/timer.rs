@@ -55,8 +55,31 @@ struct Group {
     entries: BTreeMap<Key, Wakeup>,
 }
 
-fn timers() -> MutexGuard<'static, Option<HashMap<ClockId, Group>>> {
+type TimersGuard = MutexGuard<'static, Option<HashMap<ClockId, Group>>>;
+
+fn timers() -> TimersGuard {
     TIMERS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+thread_local! {
+    /// The timers' lock, held by the forking thread across a fork (Linux
+    /// fork handlers), so that the child never inherits it held by a thread
+    /// it does not have.
+    static HELD_FOR_FORK: std::cell::RefCell<Option<TimersGuard>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Fork prepare handler (Linux): takes the timers' lock in the forking thread.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn hold_for_fork() {
+    let guard = timers();
+    let _ = HELD_FOR_FORK.try_with(|held| *held.borrow_mut() = Some(guard));
+}
+
+/// Fork parent and child handlers (Linux): lets the timers' lock go.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn release_after_fork() {
+    let _ = HELD_FOR_FORK.try_with(|held| drop(held.borrow_mut().take()));
 }
 
 /// One async waiter's deadline on its clock: at most one at a time. Dropping

@@ -30,6 +30,8 @@ fn child_process_entry() {
             "fork-relock" => fork_relock(name),
             "fork-while-waiting" => fork_while_waiting(name),
             "fork-loop" => fork_loop(name),
+            "fork-async" => fork_async(name),
+            "fork-timer-loop" => fork_timer_loop(name),
             _ => return false,
         }
         true
@@ -133,6 +135,134 @@ fn fork_loop(name: &str) {
             let code = if other.try_acquire().is_ok() { 0 } else { 3 };
             // SAFETY: ends the child at once, without running the parent's
             // exit handlers.
+            unsafe { libc::_exit(code) };
+        }
+        assert!(pid > 0, "fork failed");
+        forks += 1;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut status = 0;
+        // SAFETY: waits for (or kills) the child just forked.
+        unsafe {
+            while libc::waitpid(pid, &mut status, libc::WNOHANG) == 0 {
+                if std::time::Instant::now() > deadline {
+                    hung += 1;
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut status, 0);
+                    break;
+                }
+                // Polls the child's state; not a synchronisation delay.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+    say(&format!("forks {forks} hung {hung}"));
+}
+
+/// Polls `future` (with a waker that does nothing) every millisecond until
+/// it is ready or `limit` has passed.
+fn poll_until<F: std::future::Future + Unpin>(
+    future: &mut F,
+    limit: Duration,
+) -> Option<F::Output> {
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let std::task::Poll::Ready(out) = std::pin::Pin::new(&mut *future).poll(&mut cx) {
+            return Some(out);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        // Polls; not a synchronisation delay.
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Role `fork-async`: an async acquisition of NAME (held by the test, flock
+/// only) is polled once (queued; the kernel waiter blocks in flock), then
+/// the process forks a child that keeps polling its copy of the future.
+/// Prints `forked PID`; each side prints `parent acquired` / `child
+/// acquired` (or `child gave up`, after 30 s) once its future is ready, and
+/// releases at once. The parent then prints `child exited CODE`.
+fn fork_async(name: &str) {
+    let spec = Spec::new(name).with_legacy_socket(false);
+    let mut future = spec.acquire_async();
+    assert!(
+        poll_until(&mut future, Duration::ZERO).is_none(),
+        "held by the test"
+    );
+    let ino = faults::inode(&lock_file_path(name));
+    faults::wait_until("the kernel waiter blocks in flock", || {
+        faults::has_flock(std::process::id(), ino, true)
+    });
+    // SAFETY: the child polls the future and exits with _exit (what a
+    // program that forks a worker with work in progress does).
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let code = match poll_until(&mut future, Duration::from_secs(30)) {
+            Some(Ok(guard)) => {
+                say("child acquired");
+                drop(guard);
+                0
+            }
+            _ => {
+                say("child gave up");
+                1
+            }
+        };
+        // SAFETY: ends the child without running the parent's exit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    assert!(pid > 0, "fork failed");
+    say(&format!("forked {pid}"));
+    let guard = poll_until(&mut future, LIMIT)
+        .expect("ready")
+        .expect("acquired");
+    say("parent acquired");
+    drop(guard);
+    let mut status = 0;
+    // SAFETY: waits for the child just forked.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    say(&format!("child exited {}", libc::WEXITSTATUS(status)));
+}
+
+/// Role `fork-timer-loop`: holds NAME; a thread keeps starting async
+/// acquisitions of it with a one-hour timeout, polling each once (which
+/// sets a timer) and dropping it (which clears it), while one such wait
+/// stays pending (so no thread starts or ends); meanwhile the main
+/// thread forks 300 children one after the other, each waiting 10 ms for
+/// NAME asynchronously (its own timer thread ends the wait: `Timeout`).
+/// A child not done within 10 s is hung: killed and counted. Prints
+/// `forks N hung H`.
+fn fork_timer_loop(name: &str) {
+    let spec = Spec::new(name).with_legacy_socket(false);
+    let _held = spec.acquire().expect("acquire");
+    let looping = spec.clone().with_timeout(Duration::from_secs(3600));
+    // One wait kept pending keeps the timer thread alive, so the loop below
+    // only changes timers (under the timers' lock) and starts no threads:
+    // std itself is not fork-safe while threads start (a child's new
+    // threads can block on a lock of std's that a starting thread held).
+    let mut keeper = looping.acquire_async();
+    assert!(poll_until(&mut keeper, Duration::ZERO).is_none());
+    std::thread::spawn(move || loop {
+        let mut future = looping.acquire_async();
+        let _ = poll_until(&mut future, Duration::ZERO);
+    });
+    let short = spec.with_timeout(Duration::from_millis(10));
+    let (mut forks, mut hung) = (0, 0);
+    for _ in 0..300 {
+        // SAFETY: the child waits for the lock and exits; the parent only
+        // waits for it.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let outcome = futures::executor::block_on(short.acquire_async());
+            let code = if matches!(outcome, Err(Error::Timeout)) {
+                0
+            } else {
+                3
+            };
+            // SAFETY: ends the child at once.
             unsafe { libc::_exit(code) };
         }
         assert!(pid > 0, "fork failed");
@@ -310,6 +440,36 @@ fn a_lock_granted_after_a_fork_dies_with_its_holder() {
 fn children_forked_while_another_thread_locks_never_hang() {
     let name = unique_name("fork-loop");
     let mut looper = spawn("fork-loop", &name, Opts::default());
+    assert_eq!(looper.expect_line("forks"), "300 hung 0");
+}
+
+/// An async acquisition is waiting (queued, its kernel waiter in flock)
+/// when the process forks, and the child keeps polling its copy of the
+/// future: once the test releases, both the parent and the child acquire
+/// (one after the other), none waits forever for a kernel waiter that only
+/// the parent has.
+#[test]
+fn an_async_wait_copied_into_a_forked_child_is_served() {
+    let name = unique_name("fork-async");
+    let held = try_flock(&name).unwrap();
+    let mut holder = spawn("fork-async", &name, Opts::default());
+    let _forked = Forked(holder.expect_line("forked").parse().unwrap());
+    drop(held);
+    let code = holder.expect_line("child exited");
+    let lines = holder.lines_so_far("");
+    assert!(lines.iter().any(|l| l == "parent acquired"), "{lines:?}");
+    assert!(lines.iter().any(|l| l == "child acquired"), "{lines:?}");
+    assert_eq!(code, "0");
+    assert!(holder.finish().success());
+}
+
+/// 300 forks while another thread keeps setting and clearing async timers:
+/// every child's own timed async wait ends with its timeout (none inherits
+/// the timers' lock held by a thread that does not exist in the child).
+#[test]
+fn children_forked_while_timers_change_never_hang() {
+    let name = unique_name("fork-timers");
+    let mut looper = spawn("fork-timer-loop", &name, Opts::default());
     assert_eq!(looper.expect_line("forks"), "300 hung 0");
 }
 

@@ -91,17 +91,21 @@ static WATCH: Once = Once::new();
 
 /// `pthread_atfork` prepare handler: runs in the forking thread before the
 /// fork, so a release that starts afterwards in the parent sees it. It also
-/// takes the library's process-wide locks (the hand-off queues, then the
-/// kept descriptors: the order every other path takes them in), so that the
+/// takes the library's process-wide locks (the hand-off queues, the kept
+/// descriptors, the async timers: never taken in another order), so that the
 /// child never starts with one held by a thread it does not have.
 extern "C" fn before_fork() {
     FORKS.fetch_add(1, Ordering::SeqCst);
     crate::handoff::hold_for_fork();
     super::unix::hold_kept_for_fork();
+    #[cfg(feature = "async")]
+    crate::timer::hold_for_fork();
 }
 
 /// `pthread_atfork` parent handler: lets go of the locks taken before the fork.
 extern "C" fn in_parent() {
+    #[cfg(feature = "async")]
+    crate::timer::release_after_fork();
     super::unix::release_kept_after_fork(false);
     crate::handoff::release_after_fork();
 }
@@ -111,6 +115,8 @@ extern "C" fn in_parent() {
 /// (the parent may lock them later); then the locks are let go.
 extern "C" fn in_child() {
     GENERATION.fetch_add(1, Ordering::SeqCst);
+    #[cfg(feature = "async")]
+    crate::timer::release_after_fork();
     super::unix::release_kept_after_fork(true);
     crate::handoff::release_after_fork();
 }
