@@ -336,9 +336,12 @@ impl Report {
                     "Fairness: flock(2) does not queue waiters in order. On release the kernel wakes \
                      the waiters, and a process that asks again at once (here: immediately, the \
                      critical section is one clock reading) usually takes the lock before they run. \
-                     The raw flock floor's spread at N={n} is {}{go}: no flock-based lock is fair \
-                     across processes without a queue of its own, which this crate keeps only \
-                     within a process.",
+                     The raw flock floor's spread at N={n} is {}{go}. The faster a process asks \
+                     again, the more often it wins: this crate re-locks its kept descriptor \
+                     (flock on an open file) where the raw floor opens the file anew, so it barges \
+                     more. No flock-based lock is fair across processes without a queue of its \
+                     own, which this crate keeps only within a process (a cross-process queue \
+                     would also have to survive killed holders and Go processes that ignore it).",
                     ratio(raw)
                 ));
             }
