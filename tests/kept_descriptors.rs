@@ -38,6 +38,19 @@ fn spec(name: &str) -> Spec {
     Spec::new(name).with_legacy_socket(false)
 }
 
+/// Another process that tries NAME (flock only) and, having it, holds it
+/// until its stdin closes (prints `result ok`, later `released`).
+fn flock_holder(name: &str) -> faults::Child {
+    spawn(
+        "attempt",
+        name,
+        Opts::default()
+            .env("MM_HOLD", "1")
+            .env("MM_ATTEMPT", "try")
+            .env("MM_TEST_LEGACY", "0"),
+    )
+}
+
 /// How many descriptors of this process are open on `path`.
 fn open_on(path: &Path) -> usize {
     std::fs::read_dir("/proc/self/fd")
@@ -141,14 +154,7 @@ fn a_kept_descriptor_of_a_removed_file_is_not_used() {
     drop(spec(&name).acquire().unwrap());
     let old = faults::inode(&path);
     std::fs::remove_file(&path).unwrap();
-    let mut other = spawn(
-        "attempt",
-        &name,
-        Opts::default()
-            .env("MM_HOLD", "1")
-            .env("MM_ATTEMPT", "try")
-            .env("MM_TEST_LEGACY", "0"),
-    );
+    let mut other = flock_holder(&name);
     assert_eq!(other.expect_line("result"), "ok");
     let new = faults::inode(&path);
     assert_ne!(old, new, "a new lock file");
@@ -171,14 +177,7 @@ fn a_kept_descriptor_of_a_held_removed_file_is_not_taken_for_the_mutex() {
         let name = unique_name("kept-held-removed");
         let path = lock_file_path(&name);
         drop(spec(&name).acquire().unwrap());
-        let mut other = spawn(
-            "attempt",
-            &name,
-            Opts::default()
-                .env("MM_HOLD", "1")
-                .env("MM_ATTEMPT", "try")
-                .env("MM_TEST_LEGACY", "0"),
-        );
+        let mut other = flock_holder(&name);
         assert_eq!(other.expect_line("result"), "ok");
         std::fs::remove_file(&path).unwrap();
         if replacement == "directory" {

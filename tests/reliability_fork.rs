@@ -126,13 +126,20 @@ fn fork_loop(name: &str) {
         drop(looping.acquire().expect("acquire"));
     });
     let other = Spec::new(format!("{name}-child")).with_legacy_socket(false);
+    fork_300_children(|| if other.try_acquire().is_ok() { 0 } else { 3 });
+}
+
+/// Forks 300 children one after the other; each runs `child` and exits
+/// with its status. A child not done within 10 s is hung: killed and
+/// counted. Prints `forks N hung H`.
+fn fork_300_children(child: impl Fn() -> libc::c_int) {
     let (mut forks, mut hung) = (0, 0);
     for _ in 0..300 {
-        // SAFETY: the child tries a lock and exits (what a program that
+        // SAFETY: the child runs `child` and exits (what a program that
         // forks a worker does); the parent only waits for it.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            let code = if other.try_acquire().is_ok() { 0 } else { 3 };
+            let code = child();
             // SAFETY: ends the child at once, without running the parent's
             // exit handlers.
             unsafe { libc::_exit(code) };
@@ -250,40 +257,14 @@ fn fork_timer_loop(name: &str) {
         let _ = poll_until(&mut future, Duration::ZERO);
     });
     let short = spec.with_timeout(Duration::from_millis(10));
-    let (mut forks, mut hung) = (0, 0);
-    for _ in 0..300 {
-        // SAFETY: the child waits for the lock and exits; the parent only
-        // waits for it.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            let outcome = futures::executor::block_on(short.acquire_async());
-            let code = if matches!(outcome, Err(Error::Timeout)) {
-                0
-            } else {
-                3
-            };
-            // SAFETY: ends the child at once.
-            unsafe { libc::_exit(code) };
+    fork_300_children(|| {
+        let outcome = futures::executor::block_on(short.acquire_async());
+        if matches!(outcome, Err(Error::Timeout)) {
+            0
+        } else {
+            3
         }
-        assert!(pid > 0, "fork failed");
-        forks += 1;
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let mut status = 0;
-        // SAFETY: waits for (or kills) the child just forked.
-        unsafe {
-            while libc::waitpid(pid, &mut status, libc::WNOHANG) == 0 {
-                if std::time::Instant::now() > deadline {
-                    hung += 1;
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, &mut status, 0);
-                    break;
-                }
-                // Polls the child's state; not a synchronisation delay.
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-    }
-    say(&format!("forks {forks} hung {hung}"));
+    });
 }
 
 /// The forked child of a `fork-holder`, killed when dropped.
