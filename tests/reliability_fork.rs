@@ -307,12 +307,12 @@ fn try_flock(name: &str) -> Result<Releaser, Error> {
     Spec::new(name).with_legacy_socket(false).try_acquire()
 }
 
-/// The holder releases while its forked child lives with a copy of the
-/// descriptor: the mutex is free at once (the release unlocks explicitly).
-#[test]
-fn release_frees_the_mutex_while_a_forked_child_lives() {
-    let name = unique_name("fork-release");
-    let (mut holder, forked) = Forked::start(&name, "idle", false);
+/// The check of the release tests: a `fork-holder` in `mode` holds, its
+/// child (alive, its copy of the descriptor open) shares the lock file;
+/// the holder releases: the mutex is free at once.
+fn release_frees_while_child_lives(tag: &str, mode: &str) {
+    let name = unique_name(tag);
+    let (mut holder, forked) = Forked::start(&name, mode, false);
     assert!(
         forked.has_open(&lock_file_path(&name)),
         "the child shares it"
@@ -321,40 +321,17 @@ fn release_frees_the_mutex_while_a_forked_child_lives() {
     holder.send("release");
     holder.expect_line("released");
     assert!(forked.alive() && forked.has_open(&lock_file_path(&name)));
-    drop(try_flock(&name).expect("free although the forked child keeps its copy"));
+    drop(try_flock(&name).expect("free although the child keeps its copy"));
     drop(forked);
     assert!(holder.finish().success());
 }
 
-/// As above, with a child made by the raw clone(2) system call, which runs
-/// no fork handlers (like posix_spawn and vfork, which std::process uses):
-/// the holder does not know that it forked, and its descriptor is not kept.
-/// The release still unlocks explicitly before it closes, so the mutex is
-/// free at once, not only once the child's copy is closed.
-#[test]
-fn release_frees_the_mutex_while_a_raw_clone_child_lives() {
-    let name = unique_name("fork-rawclone");
-    let (mut holder, forked) = Forked::start(&name, "rawclone", false);
-    assert!(
-        forked.has_open(&lock_file_path(&name)),
-        "the child shares it"
-    );
-    assert!(matches!(try_flock(&name), Err(Error::WouldBlock)));
-    holder.send("release");
-    holder.expect_line("released");
-    assert!(forked.alive() && forked.has_open(&lock_file_path(&name)));
-    drop(try_flock(&name).expect("free although the cloned child keeps its copy"));
-    drop(forked);
-    assert!(holder.finish().success());
-}
-
-/// A child made by a raw clone(2) (no fork handler ran) drops its copy of
-/// the guard: it only closes its descriptor (its process id is not the
-/// acquirer's), and the parent still holds the mutex until it releases.
-#[test]
-fn a_raw_clone_childs_guard_never_releases_the_parent() {
-    let name = unique_name("fork-rawclone-drop");
-    let (mut holder, forked) = Forked::start(&name, "rawclone-drop", false);
+/// The check of the child-drop tests: a `fork-holder` in `mode` holds, its
+/// child drops its copy of the guard (closing its descriptor); the parent
+/// still holds the mutex until it releases.
+fn child_drop_keeps_the_parents_hold(tag: &str, mode: &str) {
+    let name = unique_name(tag);
+    let (mut holder, forked) = Forked::start(&name, mode, false);
     assert!(
         !forked.has_open(&lock_file_path(&name)),
         "the child closed its copy"
@@ -368,6 +345,31 @@ fn a_raw_clone_childs_guard_never_releases_the_parent() {
     drop(try_flock(&name).expect("free after the parent's release"));
     drop(forked);
     assert!(holder.finish().success());
+}
+
+/// The holder releases while its forked child lives with a copy of the
+/// descriptor: the mutex is free at once (the release unlocks explicitly).
+#[test]
+fn release_frees_the_mutex_while_a_forked_child_lives() {
+    release_frees_while_child_lives("fork-release", "idle");
+}
+
+/// As above, with a child made by the raw clone(2) system call, which runs
+/// no fork handlers (like posix_spawn and vfork, which std::process uses):
+/// the holder does not know that it forked, and its descriptor is not kept.
+/// The release still unlocks explicitly before it closes, so the mutex is
+/// free at once, not only once the child's copy is closed.
+#[test]
+fn release_frees_the_mutex_while_a_raw_clone_child_lives() {
+    release_frees_while_child_lives("fork-rawclone", "rawclone");
+}
+
+/// A child made by a raw clone(2) (no fork handler ran) drops its copy of
+/// the guard: it only closes its descriptor (its process id is not the
+/// acquirer's), and the parent still holds the mutex until it releases.
+#[test]
+fn a_raw_clone_childs_guard_never_releases_the_parent() {
+    child_drop_keeps_the_parents_hold("fork-rawclone-drop", "rawclone-drop");
 }
 
 /// A process forks while it holds, releases (the descriptor is kept for
@@ -458,21 +460,7 @@ fn children_forked_while_timers_change_never_hang() {
 /// only, and the parent still holds the mutex until it releases.
 #[test]
 fn a_forked_childs_guard_never_releases_the_parent() {
-    let name = unique_name("fork-drop");
-    let (mut holder, forked) = Forked::start(&name, "drop", false);
-    assert!(
-        !forked.has_open(&lock_file_path(&name)),
-        "the child closed its copy"
-    );
-    assert!(
-        matches!(try_flock(&name), Err(Error::WouldBlock)),
-        "still held by the parent"
-    );
-    holder.send("release");
-    holder.expect_line("released");
-    drop(try_flock(&name).expect("free after the parent's release"));
-    drop(forked);
-    assert!(holder.finish().success());
+    child_drop_keeps_the_parents_hold("fork-drop", "drop");
 }
 
 /// The parent exits without releasing: the forked child's copy keeps the
