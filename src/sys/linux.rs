@@ -83,6 +83,8 @@ fn display_name(name: &str) -> PathBuf {
     PathBuf::from(legacy_socket_name(name))
 }
 
+/// This process's id, read once (0: not yet); reset in a forked child.
+static PID: AtomicU32 = AtomicU32::new(0);
 /// How many times this process has forked (bumped before each fork).
 static FORKS: AtomicU32 = AtomicU32::new(0);
 /// Which process this is in the fork tree: bumped in each forked child.
@@ -115,6 +117,7 @@ extern "C" fn in_parent() {
 /// (the parent may lock them later); then the locks are let go.
 extern "C" fn in_child() {
     GENERATION.fetch_add(1, Ordering::SeqCst);
+    PID.store(0, Ordering::SeqCst);
     #[cfg(feature = "async")]
     crate::timer::release_after_fork();
     super::unix::release_kept_after_fork(true);
@@ -157,6 +160,21 @@ pub(crate) fn fork_stamp() -> ForkStamp {
 /// was taken: a descriptor opened before may then be shared with a child.
 pub(crate) fn forked_since(stamp: ForkStamp) -> bool {
     fork_stamp() != stamp
+}
+
+/// This process's id without a system call once read: the fork handler
+/// clears it in a child. A child made without fork handlers (raw clone)
+/// still sees its parent's id here, which a release detects with a real
+/// `getpid` (see `LockFile`'s drop).
+pub(crate) fn process_id() -> u32 {
+    match PID.load(Ordering::SeqCst) {
+        0 => {
+            let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
+            PID.store(pid, Ordering::SeqCst);
+            pid
+        }
+        pid => pid,
+    }
 }
 
 /// Whether this is a child forked after `stamp` was taken in its parent:

@@ -31,14 +31,15 @@ pub(crate) use self::windows::NamedMutex as LockFile;
 mod linux;
 #[cfg(target_os = "linux")]
 pub(crate) use self::linux::{
-    closes_kept_in_forked_children, fork_stamp, forked_since, in_forked_child, LegacySocket,
+    closes_kept_in_forked_children, fork_stamp, forked_since, in_forked_child, process_id,
+    LegacySocket,
 };
 
 #[cfg(not(target_os = "linux"))]
 pub(crate) use self::no_legacy::LegacySocket;
 #[cfg(all(unix, not(target_os = "linux")))]
 pub(crate) use self::portable_fork::{
-    closes_kept_in_forked_children, fork_stamp, forked_since, in_forked_child,
+    closes_kept_in_forked_children, fork_stamp, forked_since, in_forked_child, process_id,
 };
 
 /// The temporary directory elsewhere: `std::env::temp_dir()`, which on
@@ -236,6 +237,11 @@ mod portable_fork {
     /// descriptions of kept descriptors, so none are kept.
     pub(crate) fn closes_kept_in_forked_children() -> bool {
         false
+    }
+
+    /// This process's id (no fork handler here to clear a cached one).
+    pub(crate) fn process_id() -> u32 {
+        rustix::process::getpid().as_raw_nonzero().get() as u32
     }
 
     /// Whether this is a child forked after `stamp` was taken in its parent.

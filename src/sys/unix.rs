@@ -40,7 +40,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rustix::fs::{FileType, FlockOperation, Mode, OFlags, Stat, Timespec, Timestamps};
 use rustix::io::Errno;
 
-use super::{fork_stamp, forked_since, in_forked_child, ForkStamp, LockBackend, NoAbort};
+use super::{
+    fork_stamp, forked_since, in_forked_child, process_id, ForkStamp, LockBackend, NoAbort,
+};
 
 mod kept;
 
@@ -96,9 +98,10 @@ pub(crate) struct LockFile {
     fd: ManuallyDrop<OwnedFd>,
     /// Which process took the lock, and whether it had forked.
     stamp: ForkStamp,
-    /// The process id of the process that took the lock: a child made
-    /// without fork handlers (raw clone, vfork) has another one.
-    pid: rustix::process::Pid,
+    /// The process id of the process that took the lock (as
+    /// `process_id` says, without a system call): a child made without fork
+    /// handlers (raw clone, vfork) has another one.
+    pid: u32,
     /// The locked file (device, inode), as checked after locking.
     file_id: (u64, u64),
     /// Where to keep the descriptor on release; `None`: close it.
@@ -122,7 +125,8 @@ impl Drop for LockFile {
         // way: its process id does) must not take the lock from the parent:
         // it only closes. Without a descriptor to keep, async-signal-safe
         // (atomics, flock, close); keeping one takes the cache's lock.
-        if in_forked_child(self.stamp) || rustix::process::getpid() != self.pid {
+        let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
+        if in_forked_child(self.stamp) || pid != self.pid {
             return;
         }
         let unlocked = !self.locked || flock(&fd, FlockOperation::Unlock).is_ok();
@@ -270,7 +274,7 @@ impl LockFile {
         LockFile {
             fd: ManuallyDrop::new(fd),
             stamp,
-            pid: rustix::process::getpid(),
+            pid: process_id(),
             file_id: (0, 0),
             keep: None,
             locked: true,
