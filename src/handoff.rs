@@ -123,7 +123,9 @@ pub(crate) fn try_lock(
         Some(map) => queue::must_queue(map, path, std::process::id, wait),
         None => false,
     };
-    if must_queue {
+    // Waiters of other processes queued (Linux): a caller that would wait
+    // takes its turn after them rather than a lock just freed for them.
+    if must_queue || (wait && LockFile::others_queued(path)) {
         return Ok(None);
     }
     LockFile::try_lock(path, env)

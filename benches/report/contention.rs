@@ -3,12 +3,17 @@
 //! `ready`, then all are sent the start line); the critical section is one
 //! clock reading, which each process reports afterwards (`stamps`).
 //!
-//! - Throughput: all acquisitions over the time from the first to the last
-//!   acquisition of the run.
-//! - Fairness: at the moment the first process finishes, how many
-//!   acquisitions each process has had; the spread is the largest count
-//!   over the smallest (1 is perfectly even; infinite when a process had
-//!   none).
+//! - Throughput: the acquisitions made while all N contended (see below)
+//!   over that time; the whole run's figure (first to last acquisition,
+//!   the staggered start included) is reported too.
+//! - Fairness: how many acquisitions each process had while all N
+//!   contended (from the last process's first acquisition to the first
+//!   process's last one); the spread is the largest count over the smallest
+//!   (1 is perfectly even; infinite when a process had none). The processes
+//!   start within a few milliseconds of each other, and an early starter
+//!   that locks alone meanwhile is not being favoured, so the window leaves
+//!   the start out. The spread at the moment the first process finishes
+//!   (start included) is reported too.
 //!
 //! Figures are medians over runs.
 
@@ -23,12 +28,17 @@ pub struct Point {
     pub n: usize,
     /// Acquisitions per second (median over runs).
     pub per_second: f64,
+    /// Acquisitions per second over the whole run, the start included (median over runs).
+    pub whole_per_second: f64,
     /// Microseconds per acquisition, the inverse of the throughput.
     pub us_per_acquisition: f64,
-    /// Largest over smallest per-process count at the first finish (median over runs).
+    /// Largest over smallest per-process count while all contended (median over runs).
     pub spread: f64,
     /// The worst spread of the runs.
     pub worst_spread: f64,
+    /// Largest over smallest per-process count at the first finish, the
+    /// start included (median over runs).
+    pub finish_spread: f64,
 }
 
 /// One implementation's curve.
@@ -38,34 +48,70 @@ pub struct Series {
     pub points: Vec<Point>,
 }
 
-/// (acquisitions per second, spread) of one run from each process's stamps.
-pub fn analyse(stamps: &[Vec<i64>]) -> (f64, f64) {
+/// Largest over smallest count; infinite when one is 0.
+fn spread_of(counts: &[usize]) -> f64 {
+    let most = counts.iter().copied().max().unwrap_or(0) as f64;
+    let least = counts.iter().copied().min().unwrap_or(0) as f64;
+    if least == 0.0 {
+        f64::INFINITY
+    } else {
+        most / least
+    }
+}
+
+/// Figures of one run, from each process's stamps.
+pub struct RunFigures {
+    /// Acquisitions per second while all N contended.
+    pub per_second: f64,
+    /// Acquisitions per second over the whole run (the start included).
+    pub whole_per_second: f64,
+    /// Spread while all N contended.
+    pub spread: f64,
+    /// Spread at the first finish (the start included).
+    pub finish_spread: f64,
+}
+
+/// The figures of one run from each process's stamps.
+pub fn analyse(stamps: &[Vec<i64>]) -> RunFigures {
     let all = stamps.iter().flatten();
     let first = all.clone().copied().min().unwrap_or(0);
     let last = all.clone().copied().max().unwrap_or(0);
     let total = all.count();
-    let window = (last - first).max(1) as f64 / 1e9;
-    let per_second = total as f64 / window;
+    let whole_per_second = total as f64 / ((last - first).max(1) as f64 / 1e9);
+    // The first process to finish ends the window; the last to start opens it.
     let cut = stamps
         .iter()
         .filter_map(|s| s.iter().copied().max())
         .min()
         .unwrap_or(0);
-    let counts: Vec<usize> = stamps
+    let start = stamps
+        .iter()
+        .filter_map(|s| s.iter().copied().min())
+        .max()
+        .unwrap_or(0);
+    let at_finish: Vec<usize> = stamps
         .iter()
         .map(|s| s.iter().filter(|&&t| t <= cut).count())
         .collect();
-    let most = counts.iter().copied().max().unwrap_or(0) as f64;
-    let least = counts.iter().copied().min().unwrap_or(0) as f64;
-    let spread = if least == 0.0 {
-        f64::INFINITY
+    let together: Vec<usize> = stamps
+        .iter()
+        .map(|s| s.iter().filter(|&&t| t >= start && t <= cut).count())
+        .collect();
+    let per_second = if cut > start {
+        together.iter().sum::<usize>() as f64 / ((cut - start) as f64 / 1e9)
     } else {
-        most / least
+        // No moment where all contended: the whole run is all there is.
+        whole_per_second
     };
-    (per_second, spread)
+    RunFigures {
+        per_second,
+        whole_per_second,
+        spread: spread_of(&together),
+        finish_spread: spread_of(&at_finish),
+    }
 }
 
-fn one_run(ctx: &Context, peer: &Peer, n: usize, tag: &str) -> (f64, f64) {
+fn one_run(ctx: &Context, peer: &Peer, n: usize, tag: &str) -> RunFigures {
     let name = ctx.name(tag);
     let per_process = ctx.config.contention_per_process.to_string();
     let mut procs: Vec<GoPeer> = (0..n)
@@ -112,26 +158,34 @@ pub fn run(ctx: &Context) -> Vec<Series> {
         let mut points = Vec::new();
         for &n in &ctx.config.contention_ns {
             let mut rates = Vec::new();
+            let mut whole_rates = Vec::new();
             let mut spreads = Vec::new();
+            let mut finish_spreads = Vec::new();
             for r in 0..ctx.config.contention_runs {
-                let (rate, spread) = one_run(ctx, &peer, n, &format!("contend-{p}-{n}-{r}"));
-                rates.push(rate);
-                spreads.push(spread);
+                let run = one_run(ctx, &peer, n, &format!("contend-{p}-{n}-{r}"));
+                rates.push(run.per_second);
+                whole_rates.push(run.whole_per_second);
+                spreads.push(run.spread);
+                finish_spreads.push(run.finish_spread);
             }
             let per_second = median(&rates);
             let point = Point {
                 n,
                 per_second,
                 us_per_acquisition: 1e6 / per_second,
+                whole_per_second: median(&whole_rates),
                 spread: median(&spreads),
                 worst_spread: spreads.iter().copied().fold(1.0, f64::max),
+                finish_spread: median(&finish_spreads),
             };
             eprintln!(
-                "report:   {:<45} N={n:<2} {:>9.0} acquisitions/s, spread {:.2} (worst {:.2})",
+                "report:   {:<45} N={n:<2} {:>9.0} acquisitions/s (whole run {:.0}), spread {:.2} (worst {:.2}; at the first finish {:.2})",
                 peer.label(),
                 point.per_second,
+                point.whole_per_second,
                 point.spread,
-                point.worst_spread
+                point.worst_spread,
+                point.finish_spread
             );
             points.push(point);
         }

@@ -21,6 +21,7 @@ use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 use super::{ForkStamp, LegacyBackend};
 use crate::{legacy_socket_name, Error, LEGACY_SOCKET_PREFIX as SOCKET_PREFIX};
 
+pub(crate) mod fair_queue;
 mod holder;
 
 pub(crate) use self::holder::holder;
@@ -94,12 +95,14 @@ static WATCH: Once = Once::new();
 /// `pthread_atfork` prepare handler: runs in the forking thread before the
 /// fork, so a release that starts afterwards in the parent sees it. It also
 /// takes the library's process-wide locks (the hand-off queues, the kept
-/// descriptors, the async timers: never taken in another order), so that the
+/// descriptors, the cross-process queues' side files, the async timers:
+/// never taken in another order), so that the
 /// child never starts with one held by a thread it does not have.
 extern "C" fn before_fork() {
     FORKS.fetch_add(1, Ordering::SeqCst);
     crate::handoff::hold_for_fork();
     super::unix::hold_kept_for_fork();
+    fair_queue::hold_for_fork();
     #[cfg(feature = "async")]
     crate::timer::hold_for_fork();
 }
@@ -108,6 +111,7 @@ extern "C" fn before_fork() {
 extern "C" fn in_parent() {
     #[cfg(feature = "async")]
     crate::timer::release_after_fork();
+    fair_queue::release_after_fork(false);
     super::unix::release_kept_after_fork(false);
     crate::handoff::release_after_fork();
 }
@@ -120,6 +124,7 @@ extern "C" fn in_child() {
     PID.store(0, Ordering::SeqCst);
     #[cfg(feature = "async")]
     crate::timer::release_after_fork();
+    fair_queue::release_after_fork(true);
     super::unix::release_kept_after_fork(true);
     crate::handoff::release_after_fork();
 }

@@ -29,11 +29,16 @@ pub(crate) use self::windows::NamedMutex as LockFile;
 
 #[cfg(target_os = "linux")]
 mod linux;
+// The cross-process queue of waiters (Linux); elsewhere waits use the flock alone.
+#[cfg(target_os = "linux")]
+pub(crate) use self::linux::fair_queue;
 #[cfg(target_os = "linux")]
 pub(crate) use self::linux::{
     closes_kept_in_forked_children, fork_stamp, forked_since, in_forked_child, process_id,
     LegacySocket,
 };
+#[cfg(all(unix, not(target_os = "linux")))]
+pub(crate) use self::no_fair_queue as fair_queue;
 
 #[cfg(not(target_os = "linux"))]
 pub(crate) use self::no_legacy::LegacySocket;
@@ -100,6 +105,12 @@ pub(crate) trait LockBackend: Sized + Send + 'static {
         env: &dyn Environment,
         abort: &Self::Abort,
     ) -> Result<Option<Self>, Error>;
+
+    /// Whether waiters of this crate in other processes are queued for
+    /// `target` (Linux: `sys/linux/fair_queue.rs`): a caller that would wait
+    /// then queues behind them rather than taking a free lock first. `false`
+    /// where there is no such queue. No system call.
+    fn others_queued(target: &Path) -> bool;
 
     /// Asks that releasing keep what was opened for `target`, for the next
     /// acquisition in this process (Unix: the lock file's descriptor,
@@ -212,6 +223,32 @@ mod no_legacy {
             Ok(true)
         }
     }
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+mod no_fair_queue {
+    //! No cross-process queue (it needs the fork handlers of Linux): waiters
+    //! wait on the flock alone, in no particular order.
+
+    use std::path::Path;
+
+    /// Nothing to hold.
+    #[derive(Debug)]
+    pub(crate) struct Turn;
+
+    impl Turn {
+        pub(crate) fn served(&self) {}
+    }
+
+    pub(crate) fn take_turn(_lock_path: &Path, _owner: Option<(u32, u32)>) -> Option<Turn> {
+        None
+    }
+
+    pub(crate) fn others_queued(_lock_path: &Path) -> bool {
+        false
+    }
+
+    pub(crate) fn watch(_lock_path: &Path, _owner: Option<(u32, u32)>) {}
 }
 
 #[cfg(all(unix, not(target_os = "linux")))]

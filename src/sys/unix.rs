@@ -40,6 +40,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rustix::fs::{FileType, FlockOperation, Mode, OFlags, Stat, Timespec, Timestamps};
 use rustix::io::Errno;
 
+use super::fair_queue::{self, Turn};
 use super::{
     fork_stamp, forked_since, in_forked_child, process_id, ForkStamp, LockBackend, NoAbort,
 };
@@ -109,6 +110,12 @@ pub(crate) struct LockFile {
     /// Whether this process holds the flock through it (`false` only for a
     /// kept descriptor that failed to lock: dropping it just keeps it).
     locked: bool,
+    /// Its place in the cross-process queue (a lock taken after waiting),
+    /// freed right after the flock, which wakes the next waiter (boxed: the
+    /// guard stays small for the common case without one).
+    turn: Option<Box<Turn>>,
+    /// The sudo user that files made for the lock are given to.
+    owner: Option<(u32, u32)>,
 }
 
 impl Drop for LockFile {
@@ -130,10 +137,17 @@ impl Drop for LockFile {
             return;
         }
         let unlocked = !self.locked || flock(&fd, FlockOperation::Unlock).is_ok();
+        // The next waiter in the cross-process queue goes on to the flock.
+        drop(self.turn.take());
         // A descriptor that a child forked since it was opened may share is
         // not kept: the child's copy would keep a later lock of it alive.
         let keep = unlocked && !forked_since(self.stamp);
         if let (Some(path), true) = (self.keep.take(), keep) {
+            // This process may lock the name again soon: that acquisition
+            // reads the cross-process queue first (Linux).
+            if kept::can_keep(&path) {
+                fair_queue::watch(&path, self.owner);
+            }
             let (dev, ino) = self.file_id;
             // Full: closed here.
             drop(kept::keep(path, fd, dev, ino));
@@ -223,6 +237,9 @@ impl LockBackend for LockFile {
         env: &dyn Environment,
         _abort: &NoAbort,
     ) -> Result<Option<LockFile>, Error> {
+        // First the waiters queued before this one (other processes), then
+        // the flock. Freed (dropped) if this fails.
+        let mut turn = fair_queue::take_turn(path, sudo_owner(env));
         for _ in 0..MAX_STALE {
             let stamp = fork_stamp();
             let fd = open(path)?;
@@ -244,6 +261,10 @@ impl LockBackend for LockFile {
             }
             file.file_id = file_id(&st);
             file.settle(&st, env);
+            if let Some(turn) = &mut turn {
+                turn.served();
+            }
+            file.turn = turn.take().map(Box::new);
             return Ok(Some(file));
         }
         Err(stale_error(path))
@@ -254,6 +275,10 @@ impl LockBackend for LockFile {
     fn release(self) -> Result<(), Error> {
         drop(self);
         Ok(())
+    }
+
+    fn others_queued(path: &Path) -> bool {
+        fair_queue::others_queued(path)
     }
 
     fn keep_on_release(&mut self, path: PathBuf) {
@@ -278,13 +303,16 @@ impl LockFile {
             file_id: (0, 0),
             keep: None,
             locked: true,
+            turn: None,
+            owner: None,
         }
     }
 
     /// Best-effort upkeep once the lock is held, using the `fstat` already
     /// made: the sudo owner, and fresh timestamps when they are old.
-    fn settle(&self, st: &Stat, env: &dyn Environment) {
-        if let Some((uid, gid)) = sudo_owner(env) {
+    fn settle(&mut self, st: &Stat, env: &dyn Environment) {
+        self.owner = sudo_owner(env);
+        if let Some((uid, gid)) = self.owner {
             give_to_sudo_user(&self.fd, st, uid, gid);
         }
         if is_old(st, SystemTime::now()) {
@@ -309,7 +337,7 @@ impl LockFile {
 /// (Go: `chownFromRoot`; failures are ignored, as there). Unlike the Go
 /// package, only a file with one link that this process owns is changed, so
 /// a hard link planted at the path never hands another file to the user.
-fn give_to_sudo_user(fd: &OwnedFd, st: &Stat, uid: u32, gid: u32) {
+pub(crate) fn give_to_sudo_user(fd: &OwnedFd, st: &Stat, uid: u32, gid: u32) {
     let me = rustix::process::geteuid().as_raw();
     let already = st.st_uid == uid && st.st_gid == gid;
     #[allow(clippy::unnecessary_cast)] // st_nlink is u32 or u64 by platform

@@ -96,6 +96,12 @@ impl LockBackend for NamedMutex {
     }
 
     /// Nothing is kept: each held mutex has its own owner thread.
+    /// Windows queues the waiters of a kernel mutex itself (first come,
+    /// first served, but for waits interrupted by kernel-mode APCs).
+    fn others_queued(_target: &Path) -> bool {
+        false
+    }
+
     fn keep_on_release(&mut self, _target: PathBuf) {}
 
     fn release(mut self) -> Result<(), Error> {

@@ -252,23 +252,31 @@ pub fn inode(path: &Path) -> u64 {
 
 /// Whether `/proc/locks` shows a FLOCK of process `pid` on inode `ino`:
 /// `blocked` selects a request still waiting (`->`) or a granted lock.
+///
+/// `/proc/locks` is a seq_file: each read(2) yields at most a page, and the
+/// next continues at an entry *position*, so an entry can be skipped when
+/// locks listed before it come and go between two reads (the queue side
+/// files' record locks make the listing longer than a page here). So an
+/// entry counts as shown if any of 3 readings shows it.
 pub fn has_flock(pid: u32, ino: u64, blocked: bool) -> bool {
-    let locks = std::fs::read_to_string("/proc/locks").expect("read /proc/locks");
-    locks.lines().any(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        // "1: FLOCK  ADVISORY  WRITE PID MAJ:MIN:INO 0 EOF" or "1: -> FLOCK ..."
-        let (is_blocked, rest) = match fields.get(1) {
-            Some(&"->") => (true, &fields[2..]),
-            Some(_) => (false, &fields[1..]),
-            None => return false,
-        };
-        is_blocked == blocked
-            && rest.first() == Some(&"FLOCK")
-            && rest.get(3) == Some(&pid.to_string().as_str())
-            && rest
-                .get(4)
-                .and_then(|id| id.rsplit(':').next())
-                .map_or(false, |i| i == ino.to_string())
+    (0..3).any(|_| {
+        let locks = std::fs::read_to_string("/proc/locks").expect("read /proc/locks");
+        locks.lines().any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // "1: FLOCK  ADVISORY  WRITE PID MAJ:MIN:INO 0 EOF" or "1: -> FLOCK ..."
+            let (is_blocked, rest) = match fields.get(1) {
+                Some(&"->") => (true, &fields[2..]),
+                Some(_) => (false, &fields[1..]),
+                None => return false,
+            };
+            is_blocked == blocked
+                && rest.first() == Some(&"FLOCK")
+                && rest.get(3) == Some(&pid.to_string().as_str())
+                && rest
+                    .get(4)
+                    .and_then(|id| id.rsplit(':').next())
+                    .map_or(false, |i| i == ino.to_string())
+        })
     })
 }
 
@@ -297,6 +305,17 @@ pub fn fds_and_threads() -> (usize, usize) {
     let count = |dir: &str| std::fs::read_dir(dir).expect(dir).count();
     // read_dir's own descriptor is counted while it is open: subtract it.
     (count("/proc/self/fd") - 1, count("/proc/self/task"))
+}
+
+/// Number of this process's descriptors open on queue side files
+/// (`juju-NAME.queue`): a process keeps the side file of a name it waited
+/// for open for its life (src/sys/linux/fair_queue.rs).
+pub fn queue_side_files() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().ends_with(".queue"))
+        .count()
 }
 
 /// A user created for one test and deleted when dropped.
