@@ -309,6 +309,15 @@ impl Spec {
     /// the lock over: one wake-up more (see BENCHMARKS.md, hand-off).
     ///
     /// # Linux
+    /// Waiting processes take turns in arrival order: before `flock`, a
+    /// waiter takes a ticket in the queue beside the lock file
+    /// (`<lock file>.queue`, mode 0600, made if missing) and sleeps until the
+    /// waiters before it have released (POSIX record locks, fcntl(2)). An
+    /// acquisition that could lock at once queues too when other processes
+    /// are queued, unless this process was served less than 0.5 ms ago (its
+    /// slice). A queue that cannot be used is skipped (the flock still
+    /// excludes; only the order is lost); Go processes do not queue.
+    ///
     /// Then binds the legacy abstract socket unless turned off
     /// ([`with_legacy_socket`](Self::with_legacy_socket)), retrying every
     /// [`delay`](Self::delay) while another process has it bound.

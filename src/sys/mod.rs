@@ -2,8 +2,9 @@
 //!
 //! - `unix` (Linux, macOS, the BSDs): the lock file and its `flock(2)`,
 //!   and the temporary directory it lives in ([`temp_dir`]).
-//! - `linux`: the legacy abstract Unix socket of juju/mutex v1, and the
-//!   holder query through procfs.
+//! - `linux`: the legacy abstract Unix socket of juju/mutex v1, the holder
+//!   query through procfs, the fork watch, and the cross-process queue of
+//!   waiters (`fair_queue`: arrival order between processes).
 //! - `windows`: the named kernel mutex `juju-mutex-NAME`, held by an owner
 //!   thread per acquisition.
 //! - other systems have no legacy socket (`no_legacy` below).
