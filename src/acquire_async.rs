@@ -158,18 +158,20 @@ impl Acquire {
                     if self.cancelled() {
                         return Err(Error::Cancelled);
                     }
-                    self.step = match handoff::try_lock(&self.path, self.spec.environment(), true)?
-                    {
-                        Some(file) => Step::Locked(file),
-                        None => {
-                            self.watch_cancel();
-                            Step::Queued(Ticket::enqueue(
-                                &self.path,
-                                self.spec.environment_arc(),
-                                &self.wakeup,
-                            )?)
-                        }
-                    };
+                    let fair = self.spec.fair_queue();
+                    self.step =
+                        match handoff::try_lock(&self.path, self.spec.environment(), true, fair)? {
+                            Some(file) => Step::Locked(file),
+                            None => {
+                                self.watch_cancel();
+                                Step::Queued(Ticket::enqueue(
+                                    &self.path,
+                                    self.spec.environment_arc(),
+                                    fair,
+                                    &self.wakeup,
+                                )?)
+                            }
+                        };
                 }
                 Step::Queued(ticket) => {
                     if ticket.orphaned() {
@@ -219,7 +221,7 @@ impl Acquire {
     /// on release if the spec says so).
     fn hold(&self, mut file: LockFile, socket: Option<LegacySocket>) -> Releaser {
         if self.spec.kept_descriptor() {
-            file.keep_on_release(self.path.clone());
+            file.keep_on_release(self.path.clone(), self.spec.fair_queue());
         }
         Releaser::new(Held::new(file, socket))
     }

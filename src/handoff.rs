@@ -117,6 +117,7 @@ pub(crate) fn try_lock(
     path: &Path,
     env: &dyn Environment,
     wait: bool,
+    fair: bool,
 ) -> Result<Option<LockFile>, Error> {
     let must_queue = match queues().as_mut() {
         // The process id (a system call) only when a queue exists for `path`.
@@ -125,7 +126,7 @@ pub(crate) fn try_lock(
     };
     // Waiters of other processes queued (Linux): a caller that would wait
     // takes its turn after them rather than a lock just freed for them.
-    if must_queue || (wait && LockFile::others_queued(path)) {
+    if must_queue || (wait && fair && LockFile::others_queued(path)) {
         return Ok(None);
     }
     LockFile::try_lock(path, env)
@@ -136,9 +137,10 @@ pub(crate) fn try_lock(
 pub(crate) fn wait(
     path: &Path,
     env: Arc<dyn Environment>,
+    fair: bool,
     waiter: &Waiter<'_>,
 ) -> Result<LockFile, Error> {
-    let ticket = Ticket::enqueue(path, env, waiter.wakeup())?;
+    let ticket = Ticket::enqueue(path, env, fair, waiter.wakeup())?;
     loop {
         if let Some(outcome) = ticket.take() {
             return outcome;
@@ -170,6 +172,7 @@ pub(crate) fn wait(
 pub(crate) fn wait_in_place(
     path: &Path,
     env: Arc<dyn Environment>,
+    fair: bool,
 ) -> Result<Option<LockFile>, Error> {
     let pid = std::process::id();
     let key = path.to_owned();
@@ -177,7 +180,7 @@ pub(crate) fn wait_in_place(
         return Ok(None);
     }
     // flock cannot be aborted: `NoAbort` is only the signature's.
-    let outcome = Abort::new(path).and_then(|abort| LockFile::lock(path, &*env, &abort));
+    let outcome = Abort::new(path).and_then(|abort| LockFile::lock(path, &*env, fair, &abort));
     let outcome = match outcome {
         Ok(Some(file)) => Ok(file),
         Ok(None) => Err(Error::io(
@@ -198,7 +201,7 @@ pub(crate) fn wait_in_place(
         Ok(None) => return outcome.map(Some),
         Ok(Some(abort)) => thread::Builder::new()
             .name("machine-mutex-kernel-waiter".to_owned())
-            .spawn(move || kernel_waiter(key, env, abort))
+            .spawn(move || kernel_waiter(key, env, fair, abort))
             .map_err(|e| Error::io("start a waiter thread for", path, e)),
         Err(e) => Err(e),
     };
@@ -254,12 +257,13 @@ impl Ticket {
     pub(crate) fn enqueue(
         path: &Path,
         env: Arc<dyn Environment>,
+        fair: bool,
         wakeup: &crate::Wakeup,
     ) -> Result<Ticket, Error> {
         let slot = Slot::new(wakeup.clone());
         #[cfg(unix)]
         let stamp = crate::sys::fork_stamp();
-        join_queue(path, env, &slot)?;
+        join_queue(path, env, fair, &slot)?;
         Ok(Ticket {
             path: path.to_owned(),
             slot,
@@ -310,7 +314,12 @@ impl Drop for Ticket {
     }
 }
 
-fn join_queue(path: &Path, env: Arc<dyn Environment>, slot: &QArc<Slot>) -> Result<(), Error> {
+fn join_queue(
+    path: &Path,
+    env: Arc<dyn Environment>,
+    fair: bool,
+    slot: &QArc<Slot>,
+) -> Result<(), Error> {
     let mut guard = queues();
     let map = guard.get_or_insert_with(HashMap::new);
     let key = path.to_owned();
@@ -321,7 +330,7 @@ fn join_queue(path: &Path, env: Arc<dyn Environment>, slot: &QArc<Slot>) -> Resu
     };
     let started = thread::Builder::new()
         .name("machine-mutex-kernel-waiter".to_owned())
-        .spawn(move || kernel_waiter(key, env, abort));
+        .spawn(move || kernel_waiter(key, env, fair, abort));
     if let Err(e) = started {
         queue::abandon(map, path);
         return Err(Error::io("start a waiter thread for", path, e));
@@ -332,9 +341,12 @@ fn join_queue(path: &Path, env: Arc<dyn Environment>, slot: &QArc<Slot>) -> Resu
 
 /// The kernel waiter's loop: block in the kernel, hand the lock to the
 /// first queued waiter (`queue::granted`), repeat while anyone waits.
-fn kernel_waiter(path: PathBuf, env: Arc<dyn Environment>, abort: QArc<Abort>) {
+///
+/// `fair`: each wait first takes a turn in the cross-process queue (the
+/// choice of the wait that started this kernel waiter).
+fn kernel_waiter(path: PathBuf, env: Arc<dyn Environment>, fair: bool, abort: QArc<Abort>) {
     loop {
-        let outcome = match LockFile::lock(&path, &*env, &abort) {
+        let outcome = match LockFile::lock(&path, &*env, fair, &abort) {
             // Aborted: the last waiter has already removed the queue (`wait`).
             Ok(None) => return,
             Ok(Some(file)) => Ok(file),

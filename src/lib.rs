@@ -45,13 +45,12 @@
 //! Waiting blocks in the kernel: a released lock is handed to a waiter at
 //! once, without polling. Inside one process, one thread per name waits in
 //! the kernel and the process's waiters queue behind it in FIFO order (see
-//! `handoff.rs`). Between processes, on Linux, waiters take turns in arrival
-//! order through a queue beside the lock file (`<lock file>.queue`, see
-//! `sys/linux/fair_queue.rs`): a process that releases and asks again at
-//! once queues behind the processes already waiting, after a slice of
-//! 0.5 ms in which it may lock again without queueing (as `parking_lot`'s
-//! eventual fairness). flock(2) alone has no order: the queue is what keeps
-//! a process that locks in a loop from starving the others.
+//! `handoff.rs`). Between processes flock(2) has no order: a process that
+//! locks in a loop can starve the others. On Linux,
+//! [`Spec::with_fair_queue`] makes waiting processes take turns in arrival
+//! order through a queue beside the lock file (`sys/linux/fair_queue.rs`),
+//! with 0.5 ms slices as `parking_lot`'s eventual fairness; off by default,
+//! as in the Go package (see its documentation for the price).
 //!
 //! # Async
 //!

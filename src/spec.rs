@@ -30,7 +30,8 @@ pub const MAX_NAME_LEN: usize = 40;
 ///
 /// Defaults: [`SystemClock`], delay [`DEFAULT_DELAY`](Self::DEFAULT_DELAY)
 /// (100 ms), no timeout (wait forever), no cancel token, the process
-/// environment, legacy socket on (Linux only; ignored elsewhere), namespace
+/// environment, legacy socket on (Linux only; ignored elsewhere), kept
+/// descriptor on (Unix), fair queue off (Linux), namespace
 /// [`Namespace::Session`] (Windows only; ignored elsewhere).
 ///
 /// Building a `Spec` never fails; [`validate`](Self::validate) (called by
@@ -46,6 +47,7 @@ pub struct Spec {
     environment: Arc<dyn Environment>,
     legacy_socket: bool,
     kept_descriptor: bool,
+    fair_queue: bool,
     namespace: Namespace,
 }
 
@@ -63,6 +65,7 @@ impl fmt::Debug for Spec {
             .field("environment", &self.environment)
             .field("legacy_socket", &self.legacy_socket)
             .field("kept_descriptor", &self.kept_descriptor)
+            .field("fair_queue", &self.fair_queue)
             .field("namespace", &self.namespace)
             .finish()
     }
@@ -84,6 +87,7 @@ impl Spec {
             environment: Arc::new(OsEnvironment),
             legacy_socket: true,
             kept_descriptor: true,
+            fair_queue: false,
             namespace: Namespace::Session,
         }
     }
@@ -192,6 +196,46 @@ impl Spec {
         self
     }
 
+    /// Whether waiting processes take turns in arrival order (Linux): off by
+    /// default, as in the Go package.
+    ///
+    /// flock(2) has no queue: on release the kernel wakes a waiter, and a
+    /// process that asks again before that waiter runs takes the lock, so a
+    /// process that locks in a loop can starve the others (BENCHMARKS.md,
+    /// fairness: the least served of 16 processes got up to hundreds of
+    /// times less than the most served). On, a wait first takes a ticket in
+    /// a queue kept beside the lock file (`<lock file>.queue`, mode 0600:
+    /// a ticket counter in a shared page, and a record lock per waiter, on
+    /// which the next waiter sleeps; fcntl(2) open file description locks)
+    /// and calls `flock` only once the waiters before it have released; an
+    /// acquisition that could lock at once queues too when others are
+    /// queued, unless this process was served less than 0.5 ms ago (its
+    /// slice, as `parking_lot`'s eventual fairness: strict turns would cost
+    /// a wake-up per acquisition). With 2 to 16 processes locking in a loop
+    /// the shares then stay within 2x of each other (BENCHMARKS.md).
+    ///
+    /// The flock stays the mutex: the queue only orders the waits of specs
+    /// with the queue on (Go processes, older versions and specs without it
+    /// take the flock directly, as before). A queue that cannot be used
+    /// (another user's side file, no space, a file size limit) is skipped:
+    /// less fair, never less exclusive, never an error.
+    ///
+    /// The price, besides one more file per name in the temporary
+    /// directory, a descriptor per name for the process's life (at most 64)
+    /// and a keeper thread while a slice is kept: a waiter that stops
+    /// running while queued (SIGSTOP, a debugger, a frozen cgroup) holds up
+    /// every waiter behind it until it runs again or dies, even while the
+    /// lock is free; with flock alone they would go ahead. `try_acquire`
+    /// never queues. Within a process, waiters are served in FIFO order
+    /// either way; its kernel waiter for a name queues if the wait that
+    /// started it asked for the queue.
+    ///
+    /// Other systems have no such queue; the setting is ignored there.
+    pub fn with_fair_queue(mut self, on: bool) -> Spec {
+        self.fair_queue = on;
+        self
+    }
+
     /// Chooses the Windows kernel object namespace: [`Namespace::Session`]
     /// (the default, the Go package's choice) or [`Namespace::Global`]. See
     /// [`Namespace`] for what each one excludes.
@@ -254,6 +298,12 @@ impl Spec {
         self.kept_descriptor
     }
 
+    /// Whether waiting processes take turns in arrival order
+    /// ([`with_fair_queue`](Self::with_fair_queue)).
+    pub fn fair_queue(&self) -> bool {
+        self.fair_queue
+    }
+
     /// The Windows kernel object namespace.
     pub fn namespace(&self) -> Namespace {
         self.namespace
@@ -309,14 +359,10 @@ impl Spec {
     /// the lock over: one wake-up more (see BENCHMARKS.md, hand-off).
     ///
     /// # Linux
-    /// Waiting processes take turns in arrival order: before `flock`, a
-    /// waiter takes a ticket in the queue beside the lock file
-    /// (`<lock file>.queue`, mode 0600, made if missing) and sleeps until the
-    /// waiters before it have released (POSIX record locks, fcntl(2)). An
-    /// acquisition that could lock at once queues too when other processes
-    /// are queued, unless this process was served less than 0.5 ms ago (its
-    /// slice). A queue that cannot be used is skipped (the flock still
-    /// excludes; only the order is lost); Go processes do not queue.
+    /// With [`with_fair_queue`](Self::with_fair_queue), waiting processes
+    /// take turns in arrival order: before `flock`, a waiter takes a ticket
+    /// in the queue beside the lock file and sleeps until the waiters
+    /// before it have released.
     ///
     /// Then binds the legacy abstract socket unless turned off
     /// ([`with_legacy_socket`](Self::with_legacy_socket)), retrying every

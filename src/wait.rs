@@ -26,7 +26,8 @@ pub(crate) fn acquire(spec: &Spec, wait: bool) -> Result<Releaser, Error> {
     // A caller that sleeps makes its legacy socket first, so that only
     // bind(2) is left once the lock is handed over.
     let mut socket = None;
-    let file = match handoff::try_lock(&path, spec.environment(), wait)? {
+    let fair = spec.fair_queue();
+    let file = match handoff::try_lock(&path, spec.environment(), wait, fair)? {
         Some(file) => file,
         None if !wait => return Err(Error::WouldBlock),
         None => {
@@ -38,6 +39,7 @@ pub(crate) fn acquire(spec: &Spec, wait: bool) -> Result<Releaser, Error> {
                 None => handoff::wait(
                     &path,
                     spec.environment_arc(),
+                    fair,
                     waiter.get_or_insert_with(|| Waiter::new(spec, deadline)),
                 )?,
             }
@@ -52,7 +54,7 @@ pub(crate) fn acquire(spec: &Spec, wait: bool) -> Result<Releaser, Error> {
     // Only an acquisition that succeeds keeps its descriptor on release.
     let mut file = file;
     if spec.kept_descriptor() {
-        file.keep_on_release(path);
+        file.keep_on_release(path, fair);
     }
     Ok(Releaser::new(Held::new(file, socket)))
 }
@@ -67,7 +69,7 @@ fn wait_in_place(
 ) -> Result<Option<LockFile>, Error> {
     #[cfg(unix)]
     if deadline.is_none() && spec.cancel_token().is_none() {
-        return handoff::wait_in_place(path, spec.environment_arc());
+        return handoff::wait_in_place(path, spec.environment_arc(), spec.fair_queue());
     }
     let _ = (spec, path, deadline);
     Ok(None)

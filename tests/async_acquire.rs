@@ -359,11 +359,16 @@ fn drop_while_another_process_holds_does_not_acquire() {
 
 /// A future dropped after the lock was handed to it, but before it was
 /// polled again, releases it, and the next waiter is served.
+///
+/// Flock only: with the legacy socket, the second future's first bind may
+/// fail while a child that another test thread is starting still shares
+/// the just-closed socket (until its exec), and it then polls again after
+/// the delay: Pending at the first poll (seen once in 20 runs of this file).
 #[test]
 fn drop_after_handoff_serves_the_next_waiter() {
     let name = unique_name("async-drop-handed");
     let held = Spec::new(&name).acquire().unwrap();
-    let spec = Spec::new(&name);
+    let spec = Spec::new(&name).with_legacy_socket(false);
     let (first_waker, first_woken) = channel_waker();
     let (second_waker, second_woken) = channel_waker();
     let mut first = spec.acquire_async();

@@ -27,15 +27,20 @@ fn child_process_entry() {
         match role {
             "queue-wait" => queue_wait(name),
             "queue-fork" => queue_fork(name),
+            "queue-two" => queue_two(name),
+            "fsize-wait" => fsize_wait(name),
             _ => return false,
         }
         true
     });
 }
 
-/// Flock only: the legacy socket (bound by every holder) plays no part.
+/// The fair queue on; flock only: the legacy socket (bound by every
+/// holder) plays no part.
 fn spec(name: &str) -> Spec {
-    Spec::new(name).with_legacy_socket(false)
+    Spec::new(name)
+        .with_legacy_socket(false)
+        .with_fair_queue(true)
 }
 
 /// The queue's side file of `name`.
@@ -149,7 +154,8 @@ fn a_killed_waiter_or_holder_does_not_stall_the_queue() {
         &name,
         Opts::default()
             .env("MM_HOLD", "1")
-            .env("MM_TEST_LEGACY", "0"),
+            .env("MM_TEST_LEGACY", "0")
+            .env("MM_TEST_FAIR", "1"),
     );
     faults::wait_until("the holder takes ticket 2", || tickets(&name) >= 3);
     drop(held);
@@ -211,6 +217,143 @@ fn a_child_forked_by_a_killed_waiter_holds_no_place() {
         "the forked child lives on"
     );
     assert_eq!(events(&log), ["behind"]);
+}
+
+/// Role `queue-two`: thread `a` acquires NAME and prints `a-holding`; on
+/// the stdin line `start-b`, thread `b` acquires too (it waits: `a` holds)
+/// and, once served, appends `p-b` to `MM_EVENTS` and releases; on
+/// `release-a`, `a` releases. Prints `done` when `b` was served.
+fn queue_two(name: &str) {
+    let events = PathBuf::from(std::env::var_os("MM_EVENTS").expect("MM_EVENTS"));
+    let a = spec(name).acquire().expect("a");
+    say("a-holding");
+    let mut a = Some(a);
+    let mut b = None;
+    for line in std::io::stdin().lock().lines() {
+        match line.unwrap().trim() {
+            "start-b" => {
+                let (name, events) = (name.to_owned(), events.clone());
+                b = Some(std::thread::spawn(move || {
+                    let guard = spec(&name).acquire().expect("b");
+                    append_event(&events, "p-b");
+                    drop(guard);
+                }));
+            }
+            "release-a" => {
+                drop(a.take());
+                b.take().expect("b started").join().unwrap();
+                say("done");
+                return;
+            }
+            other => panic!("unknown command {other}"),
+        }
+    }
+}
+
+/// One process with two waiters of a name, another process between them:
+/// the first waiter (`a`) holds the mutex (its turn served), process `q`
+/// queues, then the same process's second waiter (`b`) queues. When `a`
+/// releases, `q` is served before `b`: the second waiter of a process takes
+/// its own turn behind `q`, its own description ordering it like another
+/// process's (with process-owned record locks the kernel reported a
+/// deadlock between the two processes' interleaved turns, and `b` went
+/// straight to flock ahead of `q`; the place `a` kept for its slice was
+/// then lost, and `q` waited until the process exited).
+#[test]
+fn a_second_waiter_of_a_process_queues_behind_other_processes() {
+    let name = unique_name("queue-two");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events");
+    let held = spec(&name).acquire().unwrap();
+    let mut two = spawn(
+        "queue-two",
+        &name,
+        Opts::default().env("MM_EVENTS", log.as_os_str()),
+    );
+    faults::wait_until("a takes ticket 0", || tickets(&name) >= 1);
+    drop(held);
+    two.expect_line("a-holding");
+    let q = queued_waiter(&name, "q", &log, 2);
+    two.send("start-b");
+    faults::wait_until("b takes ticket 2", || tickets(&name) >= 3);
+    two.send("release-a");
+    two.expect_line("done");
+    assert!(two.finish().success());
+    let mut q = q;
+    q.expect_line("served");
+    assert!(q.finish().success());
+    assert_eq!(events(&log), ["q", "p-b"]);
+}
+
+/// Role `fsize-wait`: sets the file size limit (`RLIMIT_FSIZE`) to 0,
+/// prints `waiting`, acquires NAME with the queue on, prints `result ok`.
+fn fsize_wait(name: &str) {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit with a valid struct.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &zero) }, 0);
+    say("waiting");
+    let result = spec(name).acquire();
+    say(&format!("result {}", faults::describe(&result)));
+}
+
+/// A waiter whose file size limit is 0 would be killed (SIGXFSZ) by giving
+/// the new side file its page: it skips the queue and waits on the flock
+/// alone, and gets the mutex when it is released.
+#[test]
+fn a_file_size_limit_skips_the_queue_instead_of_killing() {
+    let name = unique_name("queue-fsize");
+    let held = spec(&name).acquire().unwrap();
+    let mut waiter = spawn("fsize-wait", &name, Opts::default());
+    waiter.expect_line("waiting");
+    let (pid, ino) = (waiter.pid(), faults::inode(&lock_file_path(&name)));
+    faults::wait_until("the waiter sleeps in flock", || {
+        faults::has_flock(pid, ino, true)
+    });
+    assert_eq!(tickets(&name), 0, "no ticket taken");
+    drop(held);
+    assert_eq!(waiter.expect_line("result"), "ok");
+    assert!(waiter.finish().success());
+}
+
+/// A side file owned by another user (root only: it plants one) is never
+/// used: its owner could truncate it under the mapping (a SIGBUS in every
+/// user of the name) or hold places forever. The waiter skips the queue
+/// and waits on the flock alone; no ticket is taken from that file.
+#[test]
+fn another_users_side_file_is_not_used() {
+    if faults::skip_unless_root(
+        "another_users_side_file_is_not_used",
+        "planting a side file owned by another user needs chown",
+    ) {
+        return;
+    }
+    let name = unique_name("queue-owner");
+    let side = side_file(&name);
+    std::fs::write(&side, vec![0u8; 4096]).unwrap();
+    std::os::unix::fs::chown(&side, Some(65534), Some(65534)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events");
+    let held = spec(&name).acquire().unwrap();
+    let mut waiter = spawn(
+        "queue-wait",
+        &name,
+        Opts::default()
+            .env("MM_TAG", "w")
+            .env("MM_EVENTS", log.as_os_str()),
+    );
+    waiter.expect_line("waiting");
+    let (pid, ino) = (waiter.pid(), faults::inode(&lock_file_path(&name)));
+    faults::wait_until("the waiter sleeps in flock", || {
+        faults::has_flock(pid, ino, true)
+    });
+    drop(held);
+    waiter.expect_line("served");
+    assert!(waiter.finish().success());
+    assert_eq!(tickets(&name), 0, "the planted side file was used");
+    std::fs::remove_file(&side).unwrap();
 }
 
 /// Kills a process (an orphaned forked child) when dropped.

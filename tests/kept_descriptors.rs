@@ -97,8 +97,7 @@ fn kept_reuse(name: &str) {
 /// A released descriptor is kept (one per name, not one per acquisition),
 /// unlocked: another process takes the mutex meanwhile, and the keeper's
 /// next try through the kept descriptor sees it held, then free again.
-/// Keeping is bounded (16 per process, each with its queue side file) and
-/// can be turned off per spec.
+/// Keeping is bounded (16 per process) and can be turned off per spec.
 #[test]
 fn released_descriptors_are_kept_unlocked_reused_and_bounded() {
     let name = unique_name("kept-reuse");
@@ -113,15 +112,9 @@ fn released_descriptors_are_kept_unlocked_reused_and_bounded() {
     );
     assert_eq!(on_name, 1, "one kept descriptor for 100 acquisitions");
     assert_eq!(on_off, 0, "keeping off: closed on release");
-    // Each kept descriptor comes with its name's queue side file (Linux:
-    // the next acquisition reads the queue before locking).
-    assert_eq!(all1, all0 + 2, "kept descriptor and side file: {counts:?}");
+    assert_eq!(all1, all0 + 1, "{counts:?}");
     assert_eq!(all2, all1, "{counts:?}");
-    assert_eq!(
-        all3,
-        all0 + 32,
-        "at most 16 kept, with 16 side files: {counts:?}"
-    );
+    assert_eq!(all3, all0 + 16, "at most 16 kept: {counts:?}");
     // Kept, not locked: this process takes the mutex.
     let held = spec(&name).try_acquire().expect("free while kept");
     child.send("try");

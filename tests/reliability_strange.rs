@@ -241,10 +241,8 @@ fn wait_counted(name: &str) {
     let result = Spec::new(name).with_legacy_socket(false).acquire();
     say(&format!("result {}", describe(&result)));
     drop(result);
-    // The name's queue side file stays open (one per name, for the
-    // process's life); nothing else may be left.
     faults::wait_until("the kernel waiter has ended", || {
-        fds_and_threads() == (f0 + faults::queue_side_files(), t0)
+        fds_and_threads() == (f0, t0)
     });
     say(&format!("counts {f0} {t0}"));
 }
@@ -253,7 +251,7 @@ fn wait_counted(name: &str) {
 /// when the holder releases, the kernel waiter finds the old file removed,
 /// reopens the path, refuses the directory and hands that error to the
 /// waiter, which returns it (no hang); the kernel waiter thread ends and no
-/// descriptor is left open but the name's queue side file (kept by design).
+/// descriptor is left open.
 #[test]
 fn replaced_by_a_directory_while_waiting() {
     let name = unique_name("strange-replaced");

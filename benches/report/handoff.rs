@@ -38,6 +38,13 @@ pub struct Row {
 const BLOCK_LIMIT: Duration = Duration::from_secs(10);
 const SETTLE: Duration = Duration::from_millis(1);
 
+/// The fair queue's side file of the lock file `lock`.
+fn side_path(lock: &std::path::Path) -> std::path::PathBuf {
+    let mut side = lock.as_os_str().to_owned();
+    side.push(".queue");
+    side.into()
+}
+
 fn one_run(ctx: &Context, peer: &Peer, rounds: usize, tag: &str) -> (Vec<f64>, usize) {
     let name = ctx.name(tag);
     let mut procs = [
@@ -60,7 +67,23 @@ fn one_run(ctx: &Context, peer: &Peer, rounds: usize, tag: &str) -> (Vec<f64>, u
         procs[waiter].send_line("acquire");
         let pid = pid_field(&procs[waiter].expect_line("waiting"));
         if peer.blocks_in_kernel() {
-            if !procfs::wait_blocked(&[pid], inode, BLOCK_LIMIT) {
+            let seen = if peer.is_fair() {
+                // Asleep in flock, or on the turn before its own in the
+                // queue's side file (one waiter: it can only be this one).
+                let side = side_path(&peer.lock_path(&name));
+                let end = std::time::Instant::now() + BLOCK_LIMIT;
+                loop {
+                    let blocked = procfs::blocked_on(inode).contains(&pid)
+                        || (side.exists() && procfs::ofd_blocked_on(procfs::inode(&side)));
+                    if blocked || std::time::Instant::now() >= end {
+                        break blocked;
+                    }
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            } else {
+                procfs::wait_blocked(&[pid], inode, BLOCK_LIMIT)
+            };
+            if !seen {
                 not_seen += 1;
             }
             std::thread::sleep(SETTLE);

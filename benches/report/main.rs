@@ -156,6 +156,8 @@ impl Context {
             peers::MM,
             peers::MM_NOLEGACY,
             peers::MM_TIMEOUT,
+            peers::MM_FAIR,
+            peers::MM_FAIR_NOLEGACY,
         ];
         if let Some(go) = &self.go {
             peers.push(Peer::Go(go.clone()));

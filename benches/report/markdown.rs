@@ -202,7 +202,12 @@ impl Report {
         let raw = self.handoff_of(|p| matches!(p, Peer::Flock));
         let go = self.handoff_of(|p| matches!(p, Peer::Go(_)));
         let py = self.handoff_of(|p| matches!(p, Peer::Python(_)));
-        for variant in [peers::MM, peers::MM_NOLEGACY, peers::MM_TIMEOUT] {
+        for variant in [
+            peers::MM,
+            peers::MM_NOLEGACY,
+            peers::MM_TIMEOUT,
+            peers::MM_FAIR,
+        ] {
             let ours = self.handoff_of(|p| p.same(&variant));
             let which = variant.short();
             let r = ours / raw;
@@ -332,17 +337,27 @@ impl Report {
                 last(&|p| matches!(p, Peer::Go(_))),
             ) {
                 let go = go.map_or(String::new(), |(_, s)| format!(", Go's {}", ratio(s)));
+                let ours = last(&|p| p.same(&peers::MM)).map_or(String::new(), |(_, s)| {
+                    format!(", this crate's default {}", ratio(s))
+                });
+                let fair = last(&|p| p.same(&peers::MM_FAIR)).map_or(String::new(), |(_, s)| {
+                    format!(", with the fair queue {}", ratio(s))
+                });
                 notes.push(format!(
                     "Fairness: flock(2) does not queue waiters in order. On release the kernel wakes \
-                     the waiters, and a process that asks again at once (here: immediately, the \
-                     critical section is one clock reading) usually takes the lock before they run. \
-                     The raw flock floor's spread at N={n} is {}{go}. The faster a process asks \
-                     again, the more often it wins: this crate re-locks its kept descriptor \
-                     (flock on an open file) where the raw floor opens the file anew, so it barges \
-                     more. No flock-based lock is fair across processes without a queue of its \
-                     own, which this crate keeps only within a process (a cross-process queue \
-                     would also have to survive killed holders and Go processes that ignore it).",
-                    ratio(raw)
+                     a waiter, and a process that asks again at once (here: immediately, the \
+                     critical section is one clock reading) usually takes the lock before it runs; \
+                     this crate re-locks its kept descriptor faster than the raw floor opens the \
+                     file, so by default it barges more. With `Spec::with_fair_queue(true)` (Linux, \
+                     off by default as in Go) waiting processes take turns in arrival order (a \
+                     ticket and a record lock per waiter in `<lock file>.queue`, \
+                     src/sys/linux/fair_queue.rs), and a process that could lock at once queues \
+                     behind them, after a slice of 0.5 ms in which the process last served may lock \
+                     again without queueing (parking_lot's eventual fairness period): strict turns \
+                     would cost a cross-process wake-up (tens of µs) per acquisition. It is off by \
+                     default because a waiter stopped while queued (Ctrl-Z, a debugger) holds up \
+                     those behind it (RELIABILITY.md). Spread at N={n}: raw flock floor {}{go}{ours}{fair}.",
+                    ratio(raw),
                 ));
             }
         }
@@ -608,11 +623,15 @@ impl Report {
         let _ = writeln!(md, "## 3. Contention throughput and fairness\n");
         let _ = writeln!(
             md,
-            "N processes each acquire and release one name {} times, starting together; the critical \
-             section is one clock reading. Throughput: all acquisitions over the time from the first \
-             to the last. Spread: when the first process finishes, the most acquisitions any process \
-             had over the fewest (1 = even; inf = a process had none). Medians over runs (worst run \
-             in brackets).\n",
+            "N processes each acquire and release one name {} times, started one after the other \
+             within a few milliseconds; the critical section is one clock reading. Both figures are \
+             taken while all N contend: from the last process's first acquisition to the first \
+             process's last one (a process that starts early and locks alone meanwhile is neither \
+             contending nor favoured). Throughput: the acquisitions in that window over its length. \
+             Spread: the most acquisitions any process had in it over the fewest (1 = even; inf = a \
+             process had none). Medians over runs (worst run in brackets). The figures over the \
+             whole run (throughput from the first acquisition to the last; spread at the moment \
+             the first process finishes) follow the plot.\n",
             self.config.contention_per_process
         );
         let ns = &self.config.contention_ns;
@@ -643,6 +662,24 @@ impl Report {
         }
         let _ = writeln!(md);
         Self::plot_line(md, plots, "contention.svg");
+        let _ = writeln!(
+            md,
+            "\nOver the whole run, the staggered start included: acquisitions per second, and \
+             spread at the moment the first process finishes:\n\n{head}\n{rule}"
+        );
+        for s in series {
+            let mut line = format!("| {} |", s.peer.label());
+            for p in &s.points {
+                let _ = write!(
+                    line,
+                    " {:.0}; {} |",
+                    p.whole_per_second,
+                    ratio(p.finish_spread)
+                );
+            }
+            let _ = writeln!(md, "{line}");
+        }
+        let _ = writeln!(md);
     }
 
     fn scale_section(&self, md: &mut String) {

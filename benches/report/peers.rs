@@ -17,8 +17,14 @@ pub enum Peer {
     FlockSocket,
     /// This crate: legacy socket on (the default) or off; with a timeout
     /// (served by the kernel-waiter thread, which hands the lock over) or
-    /// without (the caller sleeps in flock itself). This binary in a role.
-    Mm { legacy: bool, timeout: bool },
+    /// without (the caller sleeps in flock itself); with the cross-process
+    /// fair queue (`Spec::with_fair_queue`) or not (the default). This
+    /// binary in a role.
+    Mm {
+        legacy: bool,
+        timeout: bool,
+        fair: bool,
+    },
     /// Go's juju/mutex v2 through the Go peer (its path).
     Go(PathBuf),
     /// Python's filelock through `filelock_peer.py`, run by this interpreter.
@@ -29,16 +35,31 @@ pub enum Peer {
 pub const MM: Peer = Peer::Mm {
     legacy: true,
     timeout: false,
+    fair: false,
 };
 /// The crate without the legacy socket.
 pub const MM_NOLEGACY: Peer = Peer::Mm {
     legacy: false,
     timeout: false,
+    fair: false,
 };
 /// The crate's default spec with a timeout.
 pub const MM_TIMEOUT: Peer = Peer::Mm {
     legacy: true,
     timeout: true,
+    fair: false,
+};
+/// The crate's default spec with the fair queue.
+pub const MM_FAIR: Peer = Peer::Mm {
+    legacy: true,
+    timeout: false,
+    fair: true,
+};
+/// The crate with the fair queue, without the legacy socket.
+pub const MM_FAIR_NOLEGACY: Peer = Peer::Mm {
+    legacy: false,
+    timeout: false,
+    fair: true,
 };
 
 impl Peer {
@@ -50,19 +71,33 @@ impl Peer {
             Peer::Mm {
                 legacy: true,
                 timeout: false,
+                fair: false,
             } => "machine-mutex (default: legacy socket on)",
             Peer::Mm {
                 legacy: false,
                 timeout: false,
+                fair: false,
             } => "machine-mutex (legacy socket off)",
             Peer::Mm {
                 legacy: true,
                 timeout: true,
+                fair: false,
             } => "machine-mutex with a timeout (legacy socket on)",
             Peer::Mm {
                 legacy: false,
                 timeout: true,
+                fair: false,
             } => "machine-mutex with a timeout (legacy socket off)",
+            Peer::Mm {
+                legacy: true,
+                fair: true,
+                ..
+            } => "machine-mutex, fair queue (legacy socket on)",
+            Peer::Mm {
+                legacy: false,
+                fair: true,
+                ..
+            } => "machine-mutex, fair queue (legacy socket off)",
             Peer::Go(_) => "Go juju/mutex v2",
             Peer::Python(_) => "Python filelock (polls every 50 ms)",
         }
@@ -76,12 +111,28 @@ impl Peer {
             Peer::Mm {
                 legacy: true,
                 timeout: false,
+                fair: false,
             } => "machine-mutex",
             Peer::Mm {
                 legacy: false,
                 timeout: false,
+                fair: false,
             } => "machine-mutex, no legacy socket",
-            Peer::Mm { timeout: true, .. } => "machine-mutex, timeout",
+            Peer::Mm {
+                timeout: true,
+                fair: false,
+                ..
+            } => "machine-mutex, timeout",
+            Peer::Mm {
+                legacy: true,
+                fair: true,
+                ..
+            } => "machine-mutex, fair queue",
+            Peer::Mm {
+                legacy: false,
+                fair: true,
+                ..
+            } => "machine-mutex, fair queue, no legacy socket",
             Peer::Go(_) => "Go juju/mutex",
             Peer::Python(_) => "Python filelock",
         }
@@ -95,19 +146,33 @@ impl Peer {
             Peer::Mm {
                 legacy: true,
                 timeout: false,
+                fair: false,
             } => "mm",
             Peer::Mm {
                 legacy: false,
                 timeout: false,
+                fair: false,
             } => "mm-nolegacy",
             Peer::Mm {
                 legacy: true,
                 timeout: true,
+                fair: false,
             } => "mm-timeout",
             Peer::Mm {
                 legacy: false,
                 timeout: true,
+                fair: false,
             } => "mm-nolegacy-timeout",
+            Peer::Mm {
+                legacy: true,
+                fair: true,
+                ..
+            } => "mm-fair",
+            Peer::Mm {
+                legacy: false,
+                fair: true,
+                ..
+            } => "mm-fair-nolegacy",
             Peer::Go(_) | Peer::Python(_) => unreachable!("not a Rust role"),
         }
     }
@@ -127,6 +192,11 @@ impl Peer {
 
     pub fn is_mm(&self) -> bool {
         matches!(self, Peer::Mm { .. })
+    }
+
+    /// Whether it is this crate with the fair queue on.
+    pub fn is_fair(&self) -> bool {
+        matches!(self, Peer::Mm { fair: true, .. })
     }
 
     /// Whether a waiter sleeps in `flock(LOCK_EX)`, where `/proc/locks`

@@ -29,6 +29,8 @@ const OTHER: RGBColor = RGBColor(230, 140, 40);
 const GO: RGBColor = RGBColor(44, 160, 44);
 const PYTHON: RGBColor = RGBColor(214, 39, 40);
 const PURPLE: RGBColor = RGBColor(148, 103, 189);
+const TEAL: RGBColor = RGBColor(23, 190, 207);
+const TEAL_DARK: RGBColor = RGBColor(0, 128, 128);
 
 fn peer_colour(peer: &Peer) -> RGBColor {
     match peer {
@@ -37,7 +39,14 @@ fn peer_colour(peer: &Peer) -> RGBColor {
         Peer::Mm {
             legacy: true,
             timeout: false,
+            fair: false,
         } => OURS,
+        Peer::Mm {
+            fair: true,
+            legacy: true,
+            ..
+        } => TEAL_DARK,
+        Peer::Mm { fair: true, .. } => TEAL,
         Peer::Mm { timeout: true, .. } => PURPLE,
         Peer::Mm { .. } => OURS_LIGHT,
         Peer::Go(_) => GO,

@@ -38,6 +38,23 @@ pub fn blocked_on(inode: u64) -> Vec<u32> {
     pids
 }
 
+/// Whether `/proc/locks` shows a request blocked on an open file
+/// description record lock (`OFDLCK`, listed with pid -1) of `inode`: a
+/// waiter of the fair queue asleep on its predecessor's turn.
+pub fn ofd_blocked_on(inode: u64) -> bool {
+    let text = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    text.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(1) == Some(&"->")
+            && fields.get(2) == Some(&"OFDLCK")
+            && fields
+                .get(6)
+                .and_then(|id| id.rsplit(':').next())
+                .and_then(|s| s.parse::<u64>().ok())
+                == Some(inode)
+    })
+}
+
 /// Waits until every process of `pids` is blocked in flock on `inode`, or
 /// `limit` passes; returns whether they all were. Polls /proc/locks.
 pub fn wait_blocked(pids: &[u32], inode: u64, limit: Duration) -> bool {

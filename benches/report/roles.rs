@@ -54,6 +54,12 @@ impl Lock {
             "mm-nolegacy-timeout" => {
                 Lock::Mm(Spec::new(name).with_legacy_socket(false).with_timeout(HOUR))
             }
+            "mm-fair" => Lock::Mm(Spec::new(name).with_fair_queue(true)),
+            "mm-fair-nolegacy" => Lock::Mm(
+                Spec::new(name)
+                    .with_legacy_socket(false)
+                    .with_fair_queue(true),
+            ),
             "flock" => Lock::Flock(machine_mutex::lock_file_path(name)),
             "flock-socket" => Lock::FlockSocket(
                 machine_mutex::lock_file_path(name),

@@ -100,10 +100,12 @@ pub(crate) trait LockBackend: Sized + Send + 'static {
     /// Takes the lock, sleeping in the kernel until it is free. Interrupted
     /// system calls are retried, never reported. Returns `Ok(None)` only
     /// after `abort` was [aborted](AbortWait::abort) (where the platform can
-    /// abort a kernel wait at all).
+    /// abort a kernel wait at all). `fair`: first take a turn in the
+    /// cross-process queue (Linux, `Spec::with_fair_queue`; ignored elsewhere).
     fn lock(
         target: &Path,
         env: &dyn Environment,
+        fair: bool,
         abort: &Self::Abort,
     ) -> Result<Option<Self>, Error>;
 
@@ -115,8 +117,10 @@ pub(crate) trait LockBackend: Sized + Send + 'static {
 
     /// Asks that releasing keep what was opened for `target`, for the next
     /// acquisition in this process (Unix: the lock file's descriptor,
-    /// `unix/kept.rs`); a no-op where nothing can be kept.
-    fn keep_on_release(&mut self, target: PathBuf);
+    /// `unix/kept.rs`); a no-op where nothing can be kept. `fair`: keep the
+    /// cross-process queue open too, so that the next acquisition reads it
+    /// (Linux).
+    fn keep_on_release(&mut self, target: PathBuf, fair: bool);
 
     /// Releases the lock and reports the OS error, if any. Dropping the
     /// value releases it too, ignoring errors.
@@ -241,7 +245,7 @@ mod no_fair_queue {
         pub(crate) fn served(&self) {}
     }
 
-    pub(crate) fn take_turn(_lock_path: &Path, _owner: Option<(u32, u32)>) -> Option<Turn> {
+    pub(crate) fn take_turn(_lock_path: &Path) -> Option<Turn> {
         None
     }
 
@@ -249,7 +253,7 @@ mod no_fair_queue {
         false
     }
 
-    pub(crate) fn watch(_lock_path: &Path, _owner: Option<(u32, u32)>) {}
+    pub(crate) fn watch(_lock_path: &Path) {}
 }
 
 #[cfg(all(unix, not(target_os = "linux")))]

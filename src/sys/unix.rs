@@ -114,8 +114,9 @@ pub(crate) struct LockFile {
     /// freed right after the flock, which wakes the next waiter (boxed: the
     /// guard stays small for the common case without one).
     turn: Option<Box<Turn>>,
-    /// The sudo user that files made for the lock are given to.
-    owner: Option<(u32, u32)>,
+    /// Whether a kept descriptor keeps the cross-process queue open too
+    /// (`Spec::with_fair_queue`).
+    watch_queue: bool,
 }
 
 impl Drop for LockFile {
@@ -145,8 +146,8 @@ impl Drop for LockFile {
         if let (Some(path), true) = (self.keep.take(), keep) {
             // This process may lock the name again soon: that acquisition
             // reads the cross-process queue first (Linux).
-            if kept::can_keep(&path) {
-                fair_queue::watch(&path, self.owner);
+            if self.watch_queue && kept::can_keep(&path) {
+                fair_queue::watch(&path);
             }
             let (dev, ino) = self.file_id;
             // Full: closed here.
@@ -193,7 +194,7 @@ impl LockBackend for LockFile {
                         file_id(&st) == file.file_id && check_type(&st, path).is_ok()
                     });
                     if same {
-                        file.keep_on_release(path.to_owned());
+                        file.keep = Some(path.to_owned());
                         return Ok(None);
                     }
                 }
@@ -235,11 +236,16 @@ impl LockBackend for LockFile {
     fn lock(
         path: &Path,
         env: &dyn Environment,
+        fair: bool,
         _abort: &NoAbort,
     ) -> Result<Option<LockFile>, Error> {
         // First the waiters queued before this one (other processes), then
         // the flock. Freed (dropped) if this fails.
-        let mut turn = fair_queue::take_turn(path, sudo_owner(env));
+        let mut turn = if fair {
+            fair_queue::take_turn(path)
+        } else {
+            None
+        };
         for _ in 0..MAX_STALE {
             let stamp = fork_stamp();
             let fd = open(path)?;
@@ -281,8 +287,9 @@ impl LockBackend for LockFile {
         fair_queue::others_queued(path)
     }
 
-    fn keep_on_release(&mut self, path: PathBuf) {
+    fn keep_on_release(&mut self, path: PathBuf, fair: bool) {
         self.keep = Some(path);
+        self.watch_queue = fair;
     }
 }
 
@@ -304,15 +311,14 @@ impl LockFile {
             keep: None,
             locked: true,
             turn: None,
-            owner: None,
+            watch_queue: false,
         }
     }
 
     /// Best-effort upkeep once the lock is held, using the `fstat` already
     /// made: the sudo owner, and fresh timestamps when they are old.
-    fn settle(&mut self, st: &Stat, env: &dyn Environment) {
-        self.owner = sudo_owner(env);
-        if let Some((uid, gid)) = self.owner {
+    fn settle(&self, st: &Stat, env: &dyn Environment) {
+        if let Some((uid, gid)) = sudo_owner(env) {
             give_to_sudo_user(&self.fd, st, uid, gid);
         }
         if is_old(st, SystemTime::now()) {
@@ -337,7 +343,7 @@ impl LockFile {
 /// (Go: `chownFromRoot`; failures are ignored, as there). Unlike the Go
 /// package, only a file with one link that this process owns is changed, so
 /// a hard link planted at the path never hands another file to the user.
-pub(crate) fn give_to_sudo_user(fd: &OwnedFd, st: &Stat, uid: u32, gid: u32) {
+fn give_to_sudo_user(fd: &OwnedFd, st: &Stat, uid: u32, gid: u32) {
     let me = rustix::process::geteuid().as_raw();
     let already = st.st_uid == uid && st.st_gid == gid;
     #[allow(clippy::unnecessary_cast)] // st_nlink is u32 or u64 by platform

@@ -90,19 +90,20 @@ impl LockBackend for NamedMutex {
     fn lock(
         target: &Path,
         _env: &dyn Environment,
+        _fair: bool,
         abort: &AbortEvent,
     ) -> Result<Option<NamedMutex>, Error> {
         acquire(target, Some(abort.clone()))
     }
 
-    /// Nothing is kept: each held mutex has its own owner thread.
     /// Windows queues the waiters of a kernel mutex itself (first come,
     /// first served, but for waits interrupted by kernel-mode APCs).
     fn others_queued(_target: &Path) -> bool {
         false
     }
 
-    fn keep_on_release(&mut self, _target: PathBuf) {}
+    /// Nothing is kept: each held mutex has its own owner thread.
+    fn keep_on_release(&mut self, _target: PathBuf, _fair: bool) {}
 
     fn release(mut self) -> Result<(), Error> {
         self.owner

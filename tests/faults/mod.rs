@@ -307,17 +307,6 @@ pub fn fds_and_threads() -> (usize, usize) {
     (count("/proc/self/fd") - 1, count("/proc/self/task"))
 }
 
-/// Number of this process's descriptors open on queue side files
-/// (`juju-NAME.queue`): a process keeps the side file of a name it waited
-/// for open for its life (src/sys/linux/fair_queue.rs).
-pub fn queue_side_files() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter(|target| target.to_string_lossy().ends_with(".queue"))
-        .count()
-}
-
 /// A user created for one test and deleted when dropped.
 pub struct User {
     /// Login name.
@@ -441,11 +430,15 @@ pub fn say(line: &str) {
 }
 
 /// The child's spec from its environment: `MM_TEST_LEGACY=0` turns the
-/// legacy socket off, `MM_TEST_TIMEOUT_MS` sets a timeout.
+/// legacy socket off, `MM_TEST_FAIR=1` the fair queue on,
+/// `MM_TEST_TIMEOUT_MS` sets a timeout.
 pub fn child_spec(name: &str) -> Spec {
     let mut spec = Spec::new(name);
     if std::env::var("MM_TEST_LEGACY").as_deref() == Ok("0") {
         spec = spec.with_legacy_socket(false);
+    }
+    if std::env::var("MM_TEST_FAIR").as_deref() == Ok("1") {
+        spec = spec.with_fair_queue(true);
     }
     if let Ok(ms) = std::env::var("MM_TEST_TIMEOUT_MS") {
         spec = spec.with_timeout(Duration::from_millis(ms.parse().expect("timeout ms")));

@@ -1,24 +1,31 @@
-//! The cross-process queue (Linux): processes that wait for a lock file
-//! take turns in the order they came, so that a process that releases and
-//! asks again at once no longer wins over the processes already waiting.
+//! The cross-process queue (Linux, `Spec::with_fair_queue`): processes that
+//! wait for a lock file take turns in the order they came, so that a
+//! process that releases and asks again at once no longer wins over the
+//! processes already waiting.
 //!
 //! flock(2) does not queue: on release the kernel wakes a waiter, and
 //! whoever calls `flock` before that waiter runs takes the lock. A process
-//! that locks in a loop starves the others (BENCHMARKS.md, fairness: before
-//! this queue, the least served of 16 processes got 13 to 333 times less
+//! that locks in a loop starves the others (BENCHMARKS.md, fairness: without
+//! the queue, the least served of 16 processes gets 13 to 333 times less
 //! than the most served). So waits go through a queue in a side file,
-//! `<lock file>.queue` (mode 0600, like the lock file), built like the
-//! queue locks of Mellor-Crummey and Scott (MCS) and Craig, Landin and
-//! Hagersten (CLH): each waiter sleeps on its predecessor's turn only.
+//! `<lock file>.queue` (mode 0600), built like the queue locks of
+//! Mellor-Crummey and Scott (MCS) and Craig, Landin and Hagersten (CLH):
+//! each waiter sleeps on its predecessor's turn only.
 //!
 //! - The side file's first page is shared memory (`mmap`) with two counters:
 //!   `tail`, the next ticket, and `served`, one past the newest ticket whose
 //!   waiter got the flock. `tail != served`: someone is queued.
-//! - A waiter takes ticket `t` (`tail += 1`) and a POSIX record lock
-//!   (`fcntl(F_SETLK)`, fcntl(2)) on byte [`FIRST_BYTE`]` + t`; sleeps in
-//!   `F_SETLKW` until byte `t - 1` is free (its predecessor released the
-//!   mutex, or gave up, or died); then sleeps in `flock` as before. It frees
-//!   byte `t` right after its release's `LOCK_UN`: that wakes its successor.
+//! - A waiter takes ticket `t` (`tail += 1`) and a record lock on byte
+//!   [`FIRST_BYTE`]` + t` through its own open file description
+//!   (`F_OFD_SETLK`, fcntl(2)); sleeps in `F_OFD_SETLKW` until byte `t - 1`
+//!   is free (its predecessor released the mutex, or gave up, or died); then
+//!   sleeps in `flock` as before. It frees byte `t` right after its
+//!   release's `LOCK_UN`: that wakes its successor. Each turn has its own
+//!   description, so two turns of one process (a holder and the kernel
+//!   waiter serving the process's next waiters) are two owners that order
+//!   each other like any two processes, and the kernel's deadlock check of
+//!   process-owned locks (which would see a cycle between two processes
+//!   whose turns interleave) does not apply.
 //! - An acquisition that would wait first reads the counters (no system
 //!   call): with someone queued, it queues too instead of taking the flock
 //!   first ([`others_queued`]).
@@ -29,36 +36,45 @@
 //!   for [`SLICE`] (0.5 ms), and keeps its byte meanwhile, so its successor
 //!   sleeps on rather than being woken by every release. The slice ends
 //!   early when the queue serves someone else. A keeper thread (one per
-//!   process, only while a slice is kept) frees the byte when the slice ends,
-//!   and so does the process's next wait.
+//!   process, only while a place is kept) frees the byte when the slice
+//!   ends, and so does the process's next wait.
 //!
-//! **The flock stays the mutex.** The queue only orders the waiters of this
-//! crate. Go processes and older versions take the flock directly and are
-//! excluded by it as before. Anything that goes wrong with the queue (the
-//! side file cannot be opened or mapped, `EDEADLK`, a removed side file)
-//! makes a waiter skip it and wait on the flock alone: less fair, never less
-//! exclusive, never an error.
+//! **The flock stays the mutex.** The queue only orders the waiters that
+//! use it. Go processes, older versions and specs without the queue take
+//! the flock directly and are excluded by it as before. Anything that goes
+//! wrong with the queue makes a waiter skip it and wait on the flock alone:
+//! less fair, never less exclusive, never an error. A side file is only
+//! used if it is a regular file owned by this process's effective user
+//! (another user could truncate it under the mapping, or hold places
+//! forever); it is created with `O_EXCL`; its page gets storage before it
+//! is mapped (`fallocate`: a full file system means no queue, not a fault
+//! when the counters are written), and a file size limit below a page
+//! (`RLIMIT_FSIZE`, whose excess kills with SIGXFSZ) means no queue.
 //!
-//! **Death and fork.** Record locks belong to the process (fcntl(2)): the
-//! kernel frees a dead process's bytes, so its successor goes on, and a
-//! forked child inherits none. A ticket whose process died before it was
-//! served leaves `tail != served` until the next waiter is served, which
-//! moves `served` past it. Closing *any* descriptor of a file frees the
-//! process's record locks on it, so a process opens each side file once and
-//! keeps it open: the side file of a name this process waited for, or
-//! released with a kept descriptor (`unix/kept.rs`: the next acquisition of
-//! such a name reads the counters before locking), at most [`QUEUES_MAX`]
-//! (past that, one not in use is closed).
+//! **Death and fork.** A record lock goes with the last descriptor of its
+//! open file description, so the kernel frees a dead process's places and
+//! its successor goes on. A child forked without exec would share those
+//! descriptions: the fork handler closes every turn's descriptor in the
+//! child (as for kept lock file descriptors), so a place never outlives its
+//! process in a child. A ticket whose process died before it was served
+//! leaves `tail != served` until the next waiter is served, which moves
+//! `served` past it. A process keeps each side file it waited for, or
+//! released with a kept descriptor, open for its life (the next acquisition
+//! reads the counters before locking), at most [`QUEUES_MAX`] (past that,
+//! one not in use is closed).
 //!
-//! **Limits.** A side file truncated below one page by another process would
-//! make reading its counters fault (SIGBUS), as with other shared-memory
-//! lock files (SQLite's `-shm`); nothing in this crate truncates it. A side
-//! file removed and created anew splits the waiters between two queues for
-//! a while (less fair, still exclusive). A process that has not waited for a
-//! name nor released it with a kept descriptor does not read its queue, and
-//! may take the flock ahead of the queue once.
+//! **Limits.** A waiter that stops running while queued (SIGSTOP, a
+//! debugger) holds up everyone behind it until it runs again or dies, even
+//! while the lock is free: the price of any queue lock. A side file
+//! truncated below one page by its owner's processes would make reading the
+//! counters fault (SIGBUS), as with other shared-memory lock files (SQLite's
+//! `-shm`); nothing in this crate truncates it. A side file removed and
+//! created anew splits the waiters between two queues for a while (less
+//! fair, still exclusive). A process that has not waited for a name nor
+//! released it with a kept descriptor does not read its queue, and may take
+//! the flock ahead of the queue once; `try_acquire` never queues.
 
-use std::os::unix::io::{AsRawFd, OwnedFd};
+use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,9 +108,6 @@ pub(crate) const SLICE: Duration = Duration::from_micros(500);
 /// How long the keeper thread waits with no slice to end before it exits.
 const KEEPER_IDLE: Duration = Duration::from_millis(100);
 
-/// No ticket kept.
-const NO_TICKET: u64 = u64::MAX;
-
 /// The side file of `lock_path`: `<lock_path>.queue` (a mutex name has no
 /// dot, so no lock file of another mutex has this name).
 pub(crate) fn side_path(lock_path: &Path) -> PathBuf {
@@ -111,12 +124,14 @@ fn monotonic_ns() -> u64 {
         .saturating_add(t.tv_nsec as u64)
 }
 
-/// One side file, open and mapped.
+/// One side file, open and mapped (its counters); turns open it anew.
 #[derive(Debug)]
 struct Queue {
     /// The lock file it orders.
     lock_path: PathBuf,
-    fd: OwnedFd,
+    /// Kept open for the mapping only (closing it frees no record lock:
+    /// those belong to each turn's own open file description).
+    _fd: OwnedFd,
     /// The side file (device, inode).
     id: (u64, u64),
     /// The shared page: `[tail, served]`.
@@ -126,9 +141,6 @@ struct Queue {
     /// `served` as this process's last turn left it: the slice ends as soon
     /// as the queue serves someone else.
     slice_served: AtomicU64,
-    /// The ticket whose byte this process keeps for the rest of its slice
-    /// ([`NO_TICKET`]: none).
-    kept_ticket: AtomicU64,
 }
 
 // SAFETY: the page is shared memory used only through atomics; the rest is
@@ -147,7 +159,81 @@ impl Drop for Queue {
     }
 }
 
+/// Opens the side file of `lock_path`, creating it (mode 0600, `O_EXCL`)
+/// if missing. `None` unless it is a regular file owned by this process's
+/// effective user: another user's side file is never used (its owner could
+/// truncate it under the mapping, or hold tickets forever).
+fn open_side_file(lock_path: &Path) -> Option<(OwnedFd, rustix::fs::Stat)> {
+    let side = side_path(lock_path);
+    let flags =
+        OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let fd = match rustix::fs::open(&side, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => {
+            match rustix::fs::open(
+                &side,
+                flags | OFlags::CREATE | OFlags::EXCL,
+                Mode::RUSR | Mode::WUSR,
+            ) {
+                Ok(fd) => fd,
+                // Made by another process meanwhile.
+                Err(rustix::io::Errno::EXIST) => {
+                    rustix::fs::open(&side, flags, Mode::empty()).ok()?
+                }
+                Err(_) => return None,
+            }
+        }
+        Err(_) => return None,
+    };
+    let st = rustix::fs::fstat(&fd).ok()?;
+    let mine = st.st_uid == rustix::process::geteuid().as_raw();
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || !mine {
+        return None;
+    }
+    Some((fd, st))
+}
+
 impl Queue {
+    /// Opens and maps the side file of `lock_path`. Its first page gets
+    /// storage first (`fallocate`), so that writing the counters cannot
+    /// fault on a full file system; a file size limit below a page
+    /// (`RLIMIT_FSIZE`, which would kill with SIGXFSZ) skips the queue.
+    /// `None` on any failure: waits then skip the queue.
+    fn open(lock_path: &Path) -> Option<Queue> {
+        let (fd, st) = open_side_file(lock_path)?;
+        #[allow(clippy::unnecessary_cast)] // the field types differ by platform
+        let allocated = (st.st_blocks as u64).saturating_mul(512);
+        if allocated < PAGE as u64 || (st.st_size as u64) < PAGE as u64 {
+            let limit = rustix::process::getrlimit(rustix::process::Resource::Fsize);
+            if limit.current.map_or(false, |max| max < PAGE as u64) {
+                return None;
+            }
+            rustix::fs::fallocate(&fd, rustix::fs::FallocateFlags::empty(), 0, PAGE as u64).ok()?;
+        }
+        // SAFETY: a new shared mapping of the first page of a regular file
+        // at least a page long; unmapped only in `Drop`.
+        let page = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                PAGE,
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::SHARED,
+                &fd,
+                0,
+            )
+        }
+        .ok()?;
+        let counters = NonNull::new(page.cast())?;
+        Some(Queue {
+            lock_path: lock_path.to_owned(),
+            _fd: fd,
+            id: file_id(&st),
+            counters,
+            slice_end: AtomicU64::new(0),
+            slice_served: AtomicU64::new(u64::MAX),
+        })
+    }
+
     fn tail(&self) -> &AtomicU64 {
         // SAFETY: the mapping lives as long as `self` (see `Drop`).
         unsafe { &self.counters.as_ref()[0] }
@@ -169,106 +255,72 @@ impl Queue {
         served == self.slice_served.load(Ordering::SeqCst)
             && monotonic_ns() < self.slice_end.load(Ordering::SeqCst)
     }
+}
 
-    /// Frees the byte kept for the rest of a slice, if any.
-    fn free_kept_ticket(&self) {
-        let ticket = self.kept_ticket.swap(NO_TICKET, Ordering::SeqCst);
-        if ticket != NO_TICKET {
-            self.record_lock(ticket, libc::F_UNLCK, false);
-        }
-    }
+/// A file's device and inode.
+#[allow(clippy::unnecessary_cast)] // the field types differ by platform
+fn file_id(st: &rustix::fs::Stat) -> (u64, u64) {
+    (st.st_dev as u64, st.st_ino as u64)
+}
 
-    /// Opens (creating it if needed) and maps the side file of `lock_path`,
-    /// giving it to the sudo user as the lock file is. `None` on any
-    /// failure: waits then skip the queue.
-    fn open(lock_path: &Path, owner: Option<(u32, u32)>) -> Option<Queue> {
-        let fd = rustix::fs::open(
-            side_path(lock_path),
-            OFlags::RDWR
-                | OFlags::CREATE
-                | OFlags::CLOEXEC
-                | OFlags::NOFOLLOW
-                | OFlags::NONBLOCK
-                | OFlags::NOCTTY,
-            Mode::RUSR | Mode::WUSR,
-        )
-        .ok()?;
-        let st = rustix::fs::fstat(&fd).ok()?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            return None;
+/// Takes (`F_WRLCK`), waits for and takes (`wait`), or frees (`F_UNLCK`)
+/// the record lock on `ticket`'s byte through `fd`'s open file description
+/// (`F_OFD_SETLK`, fcntl(2)). Interrupted waits are retried. `false` on any
+/// error (`EAGAIN`: someone else has it).
+fn record_lock(fd: &OwnedFd, ticket: u64, kind: i32, wait: bool) -> bool {
+    // SAFETY: `flock` is plain old data: all zeroes is a valid value (and
+    // `l_pid` must be 0 for open file description locks).
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind as _;
+    lock.l_whence = libc::SEEK_SET as _;
+    lock.l_start = FIRST_BYTE + (ticket % TICKET_WRAP) as i64;
+    lock.l_len = 1;
+    let command = if wait {
+        libc::F_OFD_SETLKW
+    } else {
+        libc::F_OFD_SETLK
+    };
+    loop {
+        // SAFETY: a record-lock command with a valid `flock` on an open descriptor.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), command, &mut lock) } == 0 {
+            return true;
         }
-        if st.st_size < PAGE as i64 {
-            // Only ever grown; new bytes read as zero: an empty queue.
-            rustix::fs::ftruncate(&fd, PAGE as u64).ok()?;
-        }
-        if let Some((uid, gid)) = owner {
-            crate::sys::unix::give_to_sudo_user(&fd, &st, uid, gid);
-        }
-        // SAFETY: a new shared mapping of the first page of a regular file
-        // at least a page long; unmapped only in `Drop`.
-        let page = unsafe {
-            rustix::mm::mmap(
-                std::ptr::null_mut(),
-                PAGE,
-                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
-                rustix::mm::MapFlags::SHARED,
-                &fd,
-                0,
-            )
-        }
-        .ok()?;
-        let counters = NonNull::new(page.cast())?;
-        #[allow(clippy::unnecessary_cast)] // the field types differ by platform
-        let id = (st.st_dev as u64, st.st_ino as u64);
-        Some(Queue {
-            lock_path: lock_path.to_owned(),
-            fd,
-            id,
-            counters,
-            slice_end: AtomicU64::new(0),
-            slice_served: AtomicU64::new(NO_TICKET),
-            kept_ticket: AtomicU64::new(NO_TICKET),
-        })
-    }
-
-    /// Takes (`F_WRLCK`), waits for and takes (`wait`), or frees
-    /// (`F_UNLCK`) the record lock on `ticket`'s byte. Interrupted waits are
-    /// retried. `false` on any error (`EAGAIN`: another process has it;
-    /// `EDEADLK`: the kernel sees a cycle of record-lock waits).
-    fn record_lock(&self, ticket: u64, kind: i32, wait: bool) -> bool {
-        // SAFETY: `flock` is plain old data: all zeroes is a valid value.
-        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-        lock.l_type = kind as _;
-        lock.l_whence = libc::SEEK_SET as _;
-        lock.l_start = FIRST_BYTE + (ticket % TICKET_WRAP) as i64;
-        lock.l_len = 1;
-        let command = if wait { libc::F_SETLKW } else { libc::F_SETLK };
-        loop {
-            // SAFETY: a record-lock command with a valid `flock` on an open descriptor.
-            if unsafe { libc::fcntl(self.fd.as_raw_fd(), command, &mut lock) } == 0 {
-                return true;
-            }
-            if rustix::io::Errno::from_io_error(&std::io::Error::last_os_error())
-                != Some(rustix::io::Errno::INTR)
-            {
-                return false;
-            }
+        if rustix::io::Errno::from_io_error(&std::io::Error::last_os_error())
+            != Some(rustix::io::Errno::INTR)
+        {
+            return false;
         }
     }
 }
 
-/// The side files this process has open, and whether its keeper runs.
+/// Frees a turn's byte and closes its descriptor. Unlocked explicitly
+/// first: a child that another thread is starting (`posix_spawn`, no fork
+/// handler) shares the description until its exec.
+fn free(fd: OwnedFd, ticket: u64) {
+    record_lock(&fd, ticket, libc::F_UNLCK, false);
+    drop(fd);
+}
+
+/// The process-wide state: the side files open, the turns out, the places
+/// kept for slices, and whether the keeper runs.
 struct State {
     queues: Vec<Arc<Queue>>,
+    /// The descriptors of the turns out (closed in a forked child).
+    turns: Vec<RawFd>,
+    /// Places kept for the rest of a slice: the queue, the turn's
+    /// descriptor and its ticket. At most one per queue.
+    kept: Vec<(Arc<Queue>, OwnedFd, u64)>,
     keeper_running: bool,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
     queues: Vec::new(),
+    turns: Vec::new(),
+    kept: Vec::new(),
     keeper_running: false,
 });
 
-/// Wakes the keeper: a slice to end was added.
+/// Wakes the keeper: a place was kept.
 static KEEPER_WAKE: Condvar = Condvar::new();
 
 fn state() -> MutexGuard<'static, State> {
@@ -283,17 +335,25 @@ impl State {
     }
 
     /// Opens the side file of `lock_path` and adds it, closing one not in
-    /// use (no ticket out, no kept byte) when [`QUEUES_MAX`] are open.
-    fn open(&mut self, lock_path: &Path, owner: Option<(u32, u32)>) -> Option<Arc<Queue>> {
+    /// use when [`QUEUES_MAX`] are open.
+    fn open(&mut self, lock_path: &Path) -> Option<Arc<Queue>> {
         if self.queues.len() >= QUEUES_MAX {
-            let unused = self.queues.iter().position(|q| {
-                Arc::strong_count(q) == 1 && q.kept_ticket.load(Ordering::SeqCst) == NO_TICKET
-            })?;
+            let unused = self.queues.iter().position(|q| Arc::strong_count(q) == 1)?;
             self.queues.swap_remove(unused);
         }
-        let queue = Arc::new(Queue::open(lock_path, owner)?);
+        let queue = Arc::new(Queue::open(lock_path)?);
         self.queues.push(queue.clone());
         Some(queue)
+    }
+
+    /// Takes the place kept for `queue`'s slice out, if any.
+    fn take_kept(&mut self, queue: &Arc<Queue>) -> Option<(OwnedFd, u64)> {
+        let at = self
+            .kept
+            .iter()
+            .position(|(q, _, _)| Arc::ptr_eq(q, queue))?;
+        let (_, fd, ticket) = self.kept.swap_remove(at);
+        Some((fd, ticket))
     }
 }
 
@@ -310,16 +370,23 @@ pub(crate) fn hold_for_fork() {
     let _ = HELD_FOR_FORK.try_with(|held| *held.borrow_mut() = Some(guard));
 }
 
-/// Fork parent and child handlers: lets the state lock go. A child has no
-/// keeper thread; it keeps the side files open (the parent's record locks
-/// are not its own, so closing them frees nothing of the parent's).
+/// Fork parent and child handlers: lets the state lock go. In the child
+/// (`in_child`), first closes the descriptors of every turn and kept place
+/// (the child shares their open file descriptions, whose locks would
+/// outlive the parent in it), and notes that no keeper runs there.
 pub(crate) fn release_after_fork(in_child: bool) {
     let _ = HELD_FOR_FORK.try_with(|held| {
         let mut held = held.borrow_mut();
-        if in_child {
-            if let Some(state) = held.as_mut() {
-                state.keeper_running = false;
+        if let (true, Some(state)) = (in_child, held.as_mut()) {
+            for raw in state.turns.drain(..) {
+                // SAFETY: a turn's descriptor, registered while the turn
+                // lives; the turn (a copy in this child) never closes it
+                // (its drop sees the fork).
+                drop(unsafe { OwnedFd::from_raw_fd(raw) });
             }
+            // Closing, not unlocking: the locks are the parent's too.
+            state.kept.clear();
+            state.keeper_running = false;
         }
         drop(held.take());
     });
@@ -339,44 +406,40 @@ pub(crate) fn others_queued(lock_path: &Path) -> bool {
 /// Opens the side file of `lock_path` if this process does not have it
 /// open, so that its next acquisitions read the queue (a release that keeps
 /// its descriptor: the process is likely to lock again soon).
-pub(crate) fn watch(lock_path: &Path, owner: Option<(u32, u32)>) {
+pub(crate) fn watch(lock_path: &Path) {
     let mut state = state();
     if state.find(lock_path).is_none() {
-        let _ = state.open(lock_path, owner);
+        let _ = state.open(lock_path);
     }
 }
 
 /// The side file of `lock_path`, opened now if this process does not have
 /// it, or if the path now names another file (removed or replaced).
-fn queue_for(lock_path: &Path, owner: Option<(u32, u32)>) -> Option<Arc<Queue>> {
-    #[allow(clippy::unnecessary_cast)] // the field types differ by platform
+fn queue_for(lock_path: &Path) -> Option<Arc<Queue>> {
     let now = rustix::fs::lstat(side_path(lock_path))
         .ok()
-        .map(|st| (st.st_dev as u64, st.st_ino as u64));
+        .map(|st| file_id(&st));
     let mut state = state();
     if let Some(at) = state.find(lock_path) {
         if Some(state.queues[at].id) == now {
             return Some(state.queues[at].clone());
         }
-        // Closing it while one of its tickets is out would free that
-        // ticket's byte: only an unused one is replaced.
-        let queue = &state.queues[at];
-        if Arc::strong_count(queue) > 1 || queue.kept_ticket.load(Ordering::SeqCst) != NO_TICKET {
-            return None;
-        }
         state.queues.swap_remove(at);
     }
-    state.open(lock_path, owner)
+    state.open(lock_path)
 }
 
 /// A waiter's place in the queue of a lock file: the record lock on its
-/// ticket's byte, held from [`take_turn`] until it is dropped (after the
-/// flock's release), which wakes the next waiter.
+/// ticket's byte, through its own open file description, held from
+/// [`take_turn`] until it is dropped (after the flock's release), which
+/// wakes the next waiter.
 #[derive(Debug)]
 pub(crate) struct Turn {
     queue: Arc<Queue>,
+    /// Its own description (so two turns of one process are two owners).
+    fd: Option<OwnedFd>,
     ticket: u64,
-    /// A copy dropped in a forked child holds no record lock: nothing to free.
+    /// A copy in a forked child: its descriptor was closed by the fork handler.
     stamp: ForkStamp,
     /// Whether its waiter got the flock (only then does a slice start).
     served: bool,
@@ -400,17 +463,34 @@ impl Turn {
 
 impl Drop for Turn {
     fn drop(&mut self) {
+        let fd = match self.fd.take() {
+            Some(fd) => fd,
+            None => return,
+        };
         if in_forked_child(self.stamp) {
+            // Closed by the fork handler; the number may be reused.
+            std::mem::forget(fd);
             return;
         }
-        // Within the slice the byte stays held: the next waiter sleeps on
+        let mut state = state();
+        let raw = fd.as_raw_fd();
+        state.turns.retain(|&t| t != raw);
+        // Within the slice the place stays held: the next waiter sleeps on
         // rather than being woken by each release of a process that locks
         // again at once. The keeper frees it when the slice ends.
         let served = self.queue.served().load(Ordering::SeqCst);
-        if self.served && self.queue.in_slice(served) && keep_for_slice(&self.queue, self.ticket) {
+        if self.served && self.queue.in_slice(served) && start_keeper(&mut state) {
+            let older = state.take_kept(&self.queue);
+            state.kept.push((self.queue.clone(), fd, self.ticket));
+            KEEPER_WAKE.notify_one();
+            drop(state);
+            if let Some((fd, ticket)) = older {
+                free(fd, ticket);
+            }
             return;
         }
-        self.queue.record_lock(self.ticket, libc::F_UNLCK, false);
+        drop(state);
+        free(fd, self.ticket);
     }
 }
 
@@ -418,39 +498,51 @@ impl Drop for Turn {
 /// before has released the mutex (or gave up, or died). `None`: the queue
 /// could not be used, and the caller waits on the flock alone.
 ///
-/// Sleeps in the kernel (`F_SETLKW`) with no deadline: only for waits that
-/// sleep in flock(2) without one anyway (the kernel waiter, or a caller in
-/// its place, `handoff.rs`).
-pub(crate) fn take_turn(lock_path: &Path, owner: Option<(u32, u32)>) -> Option<Turn> {
-    let queue = queue_for(lock_path, owner)?;
-    // A byte kept from this process's last slice goes first: waiting behind
-    // it would be waiting for ourselves.
-    queue.free_kept_ticket();
-    let stamp = fork_stamp();
-    let ticket = queue.tail().fetch_add(1, Ordering::SeqCst);
-    if !queue.record_lock(ticket, libc::F_WRLCK, false) {
-        // Another process has it: the counters were reset under it (a side
-        // file truncated, or made anew). Skip the queue this time.
+/// Sleeps in the kernel (`F_OFD_SETLKW`) with no deadline: only for waits
+/// that sleep in flock(2) without one anyway (the kernel waiter, or a
+/// caller in its place, `handoff.rs`).
+pub(crate) fn take_turn(lock_path: &Path) -> Option<Turn> {
+    let queue = queue_for(lock_path)?;
+    // Its own description: record locks of one description never conflict.
+    let (fd, st) = open_side_file(lock_path)?;
+    if file_id(&st) != queue.id {
         return None;
     }
-    let turn = Turn {
+    let mut state = state();
+    // A place kept from this process's last slice goes first: waiting
+    // behind it would be waiting for ourselves.
+    let kept = state.take_kept(&queue);
+    state.turns.push(fd.as_raw_fd());
+    let stamp = fork_stamp();
+    drop(state);
+    if let Some((kept_fd, ticket)) = kept {
+        free(kept_fd, ticket);
+    }
+    let ticket = queue.tail().fetch_add(1, Ordering::SeqCst);
+    let mut turn = Turn {
         queue,
+        fd: Some(fd),
         ticket,
         stamp,
         served: false,
     };
+    let fd = turn.fd.as_ref()?;
+    if !record_lock(fd, ticket, libc::F_WRLCK, false) {
+        // Someone else has it: the counters were reset under them (a side
+        // file made anew). Skip the queue this time.
+        turn.served = false;
+        return None;
+    }
     let before = ticket.wrapping_sub(1);
-    // On an error (EDEADLK) stop waiting for the predecessor, keep the place.
-    if turn.queue.record_lock(before, libc::F_WRLCK, true) {
-        turn.queue.record_lock(before, libc::F_UNLCK, false);
+    if record_lock(fd, before, libc::F_WRLCK, true) {
+        record_lock(fd, before, libc::F_UNLCK, false);
     }
     Some(turn)
 }
 
-/// Hands `ticket`'s byte to the keeper until `queue`'s slice ends. `false`:
-/// the keeper thread could not be started; the caller frees it now.
-fn keep_for_slice(queue: &Arc<Queue>, ticket: u64) -> bool {
-    let mut state = state();
+/// Starts the keeper thread if it does not run. `false`: it could not be
+/// started (places are then freed at once).
+fn start_keeper(state: &mut State) -> bool {
     if !state.keeper_running {
         let started = std::thread::Builder::new()
             .name("machine-mutex-queue-keeper".to_owned())
@@ -460,28 +552,31 @@ fn keep_for_slice(queue: &Arc<Queue>, ticket: u64) -> bool {
         }
         state.keeper_running = true;
     }
-    queue.kept_ticket.store(ticket, Ordering::SeqCst);
-    KEEPER_WAKE.notify_one();
     true
 }
 
-/// The keeper thread: frees each kept byte when its slice ends; exits after
-/// [`KEEPER_IDLE`] with nothing kept.
+/// The keeper thread: frees each kept place when its slice ends; exits
+/// after [`KEEPER_IDLE`] with nothing kept.
 fn keeper() {
     let mut state = state();
     loop {
         let now = monotonic_ns();
         let mut next: Option<u64> = None;
-        for queue in &state.queues {
-            if queue.kept_ticket.load(Ordering::SeqCst) == NO_TICKET {
-                continue;
-            }
-            let end = queue.slice_end.load(Ordering::SeqCst);
+        let mut ended = Vec::new();
+        let mut at = 0;
+        while at < state.kept.len() {
+            let queue = &state.kept[at].0;
             if queue.in_slice(queue.served().load(Ordering::SeqCst)) {
+                let end = queue.slice_end.load(Ordering::SeqCst);
                 next = Some(next.map_or(end, |n| n.min(end)));
+                at += 1;
             } else {
-                queue.free_kept_ticket();
+                let (_, fd, ticket) = state.kept.swap_remove(at);
+                ended.push((fd, ticket));
             }
+        }
+        for (fd, ticket) in ended {
+            free(fd, ticket);
         }
         let wait = next.map_or(KEEPER_IDLE, |end| {
             Duration::from_nanos(end.saturating_sub(now))
@@ -490,11 +585,7 @@ fn keeper() {
             .wait_timeout(state, wait)
             .unwrap_or_else(PoisonError::into_inner);
         state = guard;
-        let idle = state
-            .queues
-            .iter()
-            .all(|q| q.kept_ticket.load(Ordering::SeqCst) == NO_TICKET);
-        if next.is_none() && waited.timed_out() && idle {
+        if next.is_none() && waited.timed_out() && state.kept.is_empty() {
             state.keeper_running = false;
             return;
         }
