@@ -239,18 +239,21 @@ impl LockBackend for LockFile {
         fair: bool,
         _abort: &NoAbort,
     ) -> Result<Option<LockFile>, Error> {
-        // First the waiters queued before this one (other processes), then
-        // the flock. Freed (dropped) if this fails.
-        let mut turn = if fair {
-            fair_queue::take_turn(path)
-        } else {
-            None
-        };
+        // With the fair queue, the waiters queued before this one (other
+        // processes) go first, then the flock; the turn is freed (dropped)
+        // if this fails. Taken once the file is open, so that only flock
+        // is left once the turn comes.
+        let mut turn = None;
+        let mut queued = !fair;
         for _ in 0..MAX_STALE {
             let stamp = fork_stamp();
             let fd = open(path)?;
             // Never block on something that is not a lock file.
             check_type(&fstat(&fd, path)?, path)?;
+            if !queued {
+                turn = fair_queue::take_turn(path);
+                queued = true;
+            }
             match flock(&fd, FlockOperation::LockExclusive) {
                 Ok(()) => {}
                 Err(e) => return Err(Error::io("lock", path, e.into())),

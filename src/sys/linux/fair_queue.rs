@@ -19,8 +19,9 @@
 //!   [`FIRST_BYTE`]` + t` through its own open file description
 //!   (`F_OFD_SETLK`, fcntl(2)); sleeps in `F_OFD_SETLKW` until byte `t - 1`
 //!   is free (its predecessor released the mutex, or gave up, or died); then
-//!   sleeps in `flock` as before. It frees byte `t` right after its
-//!   release's `LOCK_UN`: that wakes its successor. Each turn has its own
+//!   sleeps in `flock` as before (the lock file is opened before the turn
+//!   wait, so only `flock` is left once the turn comes). It frees byte `t`
+//!   right after its release's `LOCK_UN`: that wakes its successor. Each turn has its own
 //!   description, so two turns of one process (a holder and the kernel
 //!   waiter serving the process's next waiters) are two owners that order
 //!   each other like any two processes, and the kernel's deadlock check of
@@ -519,7 +520,7 @@ pub(crate) fn take_turn(lock_path: &Path) -> Option<Turn> {
         free(kept_fd, ticket);
     }
     let ticket = queue.tail().fetch_add(1, Ordering::SeqCst);
-    let mut turn = Turn {
+    let turn = Turn {
         queue,
         fd: Some(fd),
         ticket,
@@ -530,13 +531,12 @@ pub(crate) fn take_turn(lock_path: &Path) -> Option<Turn> {
     if !record_lock(fd, ticket, libc::F_WRLCK, false) {
         // Someone else has it: the counters were reset under them (a side
         // file made anew). Skip the queue this time.
-        turn.served = false;
         return None;
     }
-    let before = ticket.wrapping_sub(1);
-    if record_lock(fd, before, libc::F_WRLCK, true) {
-        record_lock(fd, before, libc::F_UNLCK, false);
-    }
+    // Its lock on the predecessor's byte, taken to wait, stays until this
+    // turn's description is closed: nobody else waits for that byte, and
+    // one system call less stands between the turn and the flock.
+    record_lock(fd, ticket.wrapping_sub(1), libc::F_WRLCK, true);
     Some(turn)
 }
 
