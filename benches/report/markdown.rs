@@ -387,6 +387,18 @@ impl Report {
                 us(floor)
             ));
         }
+        let fair = self.unc(unc::MM_NOLEGACY_FAIR);
+        if fair.is_finite() && off.is_finite() {
+            notes.push(format!(
+                "Fair queue, uncontended: with Spec::with_fair_queue(true) an acquisition that \
+                 could lock at once first reads the queue's counters (shared memory, no system \
+                 call; a process-wide lock and a scan of the side files this process has open), \
+                 to queue behind processes already waiting: {} against {} with the queue off \
+                 (legacy socket off, descriptor kept, both).",
+                us(fair),
+                us(off)
+            ));
+        }
         notes
     }
 

@@ -50,6 +50,7 @@ pub const FLOOR_SOCKET: &str = "floor-socket";
 pub const MM_LEGACY: &str = "mm-legacy";
 pub const MM_NOLEGACY: &str = "mm-nolegacy";
 pub const MM_NOLEGACY_NOKEEP: &str = "mm-nolegacy-nokeep";
+pub const MM_NOLEGACY_FAIR: &str = "mm-nolegacy-fair";
 pub const GO: &str = "go";
 pub const PYTHON: &str = "python";
 
@@ -160,23 +161,30 @@ fn cases(ctx: &Context) -> Vec<Case> {
         })),
     });
 
-    for (key, legacy, keep) in [
-        (MM_LEGACY, true, true),
-        (MM_NOLEGACY, false, true),
-        (MM_NOLEGACY_NOKEEP, false, false),
+    for (key, legacy, keep, fair) in [
+        (MM_LEGACY, true, true, false),
+        (MM_NOLEGACY, false, true, false),
+        (MM_NOLEGACY_NOKEEP, false, false, false),
+        (MM_NOLEGACY_FAIR, false, true, true),
     ] {
         let spec = Spec::new(ctx.name(key))
             .with_legacy_socket(legacy)
-            .with_kept_descriptor(keep);
+            .with_kept_descriptor(keep)
+            .with_fair_queue(fair);
         cases.push(Case {
             key,
             label: format!(
-                "machine-mutex, legacy socket {}{}",
+                "machine-mutex, legacy socket {}{}{}",
                 if legacy { "on (default)" } else { "off" },
                 if keep {
                     ""
                 } else {
                     ", kept descriptor off (open + close each time)"
+                },
+                if fair {
+                    ", fair queue on (reads the queue's counters before locking)"
+                } else {
+                    ""
                 }
             ),
             kind: Kind::Ours,
