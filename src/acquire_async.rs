@@ -221,7 +221,7 @@ impl Acquire {
     /// on release if the spec says so).
     fn hold(&self, mut file: LockFile, socket: Option<LegacySocket>) -> Releaser {
         if self.spec.kept_descriptor() {
-            file.keep_on_release(self.path.clone(), self.spec.fair_queue());
+            file.keep_on_release(self.path.clone());
         }
         Releaser::new(Held::new(file, socket))
     }

@@ -54,7 +54,7 @@ pub(crate) fn acquire(spec: &Spec, wait: bool) -> Result<Releaser, Error> {
     // Only an acquisition that succeeds keeps its descriptor on release.
     let mut file = file;
     if spec.kept_descriptor() {
-        file.keep_on_release(path, fair);
+        file.keep_on_release(path);
     }
     Ok(Releaser::new(Held::new(file, socket)))
 }

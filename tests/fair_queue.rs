@@ -305,7 +305,11 @@ fn fsize_wait(name: &str) {
 #[test]
 fn a_file_size_limit_skips_the_queue_instead_of_killing() {
     let name = unique_name("queue-fsize");
-    let held = spec(&name).acquire().unwrap();
+    // Without the queue: the waiter makes the side file.
+    let held = Spec::new(&name)
+        .with_legacy_socket(false)
+        .acquire()
+        .unwrap();
     let mut waiter = spawn("fsize-wait", &name, Opts::default());
     waiter.expect_line("waiting");
     let (pid, ino) = (waiter.pid(), faults::inode(&lock_file_path(&name)));

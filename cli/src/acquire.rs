@@ -22,19 +22,25 @@ pub fn acquire(
     let name = lock.name.as_str();
     let mut spec = Spec::new(name)
         .with_legacy_socket(!lock.no_legacy)
+        .with_fair_queue(lock.fair)
         .with_cancel(token.clone());
     if let Some(wait) = wait {
         spec = spec.with_delay(wait.delay);
     }
     let failed = |source: Error| fail(lock, source, router);
-    match spec.try_acquire() {
-        Ok(guard) => return Ok(guard),
-        Err(Error::WouldBlock) => {}
-        Err(e) => return Err(failed(e)),
+    let waits = wait.filter(|wait| wait.timeout != Some(Duration::ZERO));
+    // A try never queues: one that may wait and waits in line (--fair)
+    // goes straight to the queue, behind those already waiting.
+    if !(lock.fair && waits.is_some()) {
+        match spec.try_acquire() {
+            Ok(guard) => return Ok(guard),
+            Err(Error::WouldBlock) => {}
+            Err(e) => return Err(failed(e)),
+        }
     }
-    let wait = match wait {
-        Some(wait) if wait.timeout != Some(Duration::ZERO) => wait,
-        _ => return Err(failed(Error::WouldBlock)),
+    let wait = match waits {
+        Some(wait) => wait,
+        None => return Err(failed(Error::WouldBlock)),
     };
     if let Some(timeout) = wait.timeout {
         spec = spec.with_timeout(timeout);

@@ -133,6 +133,17 @@ pub struct LockArgs {
     /// machine-mutex processes still are. Ignored on other systems.
     #[arg(long, help_heading = "Locking")]
     pub no_legacy: bool,
+
+    /// Wait in line: processes waiting with --fair are served in the order
+    /// they came (Linux; ignored elsewhere).
+    ///
+    /// Without it, whoever asks when the lock is released may take it, and
+    /// a process that locks in a loop can starve the others. A process
+    /// stopped while it waits (Ctrl-Z) holds up those behind it until it
+    /// runs again. Processes without --fair (and Go's juju/mutex) are still
+    /// excluded, but do not wait in line.
+    #[arg(long, help_heading = "Locking")]
+    pub fair: bool,
 }
 
 /// How long and how to wait.

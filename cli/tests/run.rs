@@ -255,3 +255,38 @@ fn lock_file_that_cannot_be_created_gives_71() {
         assert!(err.contains("check TMPDIR"), "{args:?}: {err}");
     }
 }
+
+/// `--fair`: two `run --fair` processes queue while NAME is held, each seen
+/// to take its ticket (the queue's counter in `juju-NAME.queue`) before the
+/// next starts; once the holder lets go they run in the order they came.
+#[test]
+fn fair_runs_are_served_in_the_order_they_came() {
+    let scratch = Scratch::new();
+    let name = scratch.name("run-fair");
+    let log = scratch.path().join("order");
+    let log = log.to_str().unwrap();
+    let side = scratch.path().join(format!("juju-{name}.queue"));
+    let tickets = || -> u64 {
+        let bytes = std::fs::read(&side).unwrap_or_default();
+        bytes
+            .get(..8)
+            .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap()))
+    };
+    let (mut holder, _) = scratch.hold(&name, &["--fair"]);
+    let mut runs = Vec::new();
+    for (tag, tail) in [("a", 1), ("b", 2)] {
+        let script = format!("echo {tag} >> {log}");
+        runs.push(scratch.spawn(&["run", "--fair", "-q", &name, "--", "sh", "-c", &script]));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while tickets() < tail {
+            assert!(std::time::Instant::now() < deadline, "{tag} took no ticket");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    holder.close_stdin();
+    assert!(holder.wait().success());
+    for mut run in runs {
+        assert!(run.wait().success());
+    }
+    assert_eq!(std::fs::read_to_string(log).unwrap(), "a\nb\n");
+}

@@ -109,18 +109,17 @@ pub(crate) trait LockBackend: Sized + Send + 'static {
         abort: &Self::Abort,
     ) -> Result<Option<Self>, Error>;
 
-    /// Whether waiters of this crate in other processes are queued for
-    /// `target` (Linux: `sys/linux/fair_queue.rs`): a caller that would wait
+    /// Whether waiters in other processes are queued for `target` (Linux,
+    /// the fair queue: `sys/linux/fair_queue.rs`): a caller that would wait
     /// then queues behind them rather than taking a free lock first. `false`
-    /// where there is no such queue. No system call.
+    /// where there is no such queue. No system call once the queue is open
+    /// (the first call for a target opens it).
     fn others_queued(target: &Path) -> bool;
 
     /// Asks that releasing keep what was opened for `target`, for the next
     /// acquisition in this process (Unix: the lock file's descriptor,
-    /// `unix/kept.rs`); a no-op where nothing can be kept. `fair`: keep the
-    /// cross-process queue open too, so that the next acquisition reads it
-    /// (Linux).
-    fn keep_on_release(&mut self, target: PathBuf, fair: bool);
+    /// `unix/kept.rs`); a no-op where nothing can be kept.
+    fn keep_on_release(&mut self, target: PathBuf);
 
     /// Releases the lock and reports the OS error, if any. Dropping the
     /// value releases it too, ignoring errors.
@@ -252,8 +251,6 @@ mod no_fair_queue {
     pub(crate) fn others_queued(_lock_path: &Path) -> bool {
         false
     }
-
-    pub(crate) fn watch(_lock_path: &Path) {}
 }
 
 #[cfg(all(unix, not(target_os = "linux")))]

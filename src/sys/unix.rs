@@ -114,9 +114,6 @@ pub(crate) struct LockFile {
     /// freed right after the flock, which wakes the next waiter (boxed: the
     /// guard stays small for the common case without one).
     turn: Option<Box<Turn>>,
-    /// Whether a kept descriptor keeps the cross-process queue open too
-    /// (`Spec::with_fair_queue`).
-    watch_queue: bool,
 }
 
 impl Drop for LockFile {
@@ -144,11 +141,6 @@ impl Drop for LockFile {
         // not kept: the child's copy would keep a later lock of it alive.
         let keep = unlocked && !forked_since(self.stamp);
         if let (Some(path), true) = (self.keep.take(), keep) {
-            // This process may lock the name again soon: that acquisition
-            // reads the cross-process queue first (Linux).
-            if self.watch_queue && kept::can_keep(&path) {
-                fair_queue::watch(&path);
-            }
             let (dev, ino) = self.file_id;
             // Full: closed here.
             drop(kept::keep(path, fd, dev, ino));
@@ -290,9 +282,8 @@ impl LockBackend for LockFile {
         fair_queue::others_queued(path)
     }
 
-    fn keep_on_release(&mut self, path: PathBuf, fair: bool) {
+    fn keep_on_release(&mut self, path: PathBuf) {
         self.keep = Some(path);
-        self.watch_queue = fair;
     }
 }
 
@@ -314,7 +305,6 @@ impl LockFile {
             keep: None,
             locked: true,
             turn: None,
-            watch_queue: false,
         }
     }
 

@@ -103,7 +103,7 @@ impl LockBackend for NamedMutex {
     }
 
     /// Nothing is kept: each held mutex has its own owner thread.
-    fn keep_on_release(&mut self, _target: PathBuf, _fair: bool) {}
+    fn keep_on_release(&mut self, _target: PathBuf) {}
 
     fn release(mut self) -> Result<(), Error> {
         self.owner

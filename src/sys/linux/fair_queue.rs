@@ -28,8 +28,9 @@
 //!   process-owned locks (which would see a cycle between two processes
 //!   whose turns interleave) does not apply.
 //! - An acquisition that would wait first reads the counters (no system
-//!   call): with someone queued, it queues too instead of taking the flock
-//!   first ([`others_queued`]).
+//!   call once the process has the side file open: its first acquisition
+//!   of the name opens it): with someone queued, it queues too instead of
+//!   taking the flock first ([`others_queued`]).
 //! - **Slices.** A hand-off between processes costs a wake-up (tens of
 //!   microseconds), so strict turns would cut the throughput of short
 //!   critical sections several times over. As in `parking_lot`'s eventual
@@ -59,10 +60,9 @@
 //! child (as for kept lock file descriptors), so a place never outlives its
 //! process in a child. A ticket whose process died before it was served
 //! leaves `tail != served` until the next waiter is served, which moves
-//! `served` past it. A process keeps each side file it waited for, or
-//! released with a kept descriptor, open for its life (the next acquisition
-//! reads the counters before locking), at most [`QUEUES_MAX`] (past that,
-//! one not in use is closed).
+//! `served` past it. A process keeps each side file it used open for its
+//! life (each acquisition reads the counters before locking), at most
+//! [`QUEUES_MAX`] (past that, one not in use is closed).
 //!
 //! **Limits.** A waiter that stops running while queued (SIGSTOP, a
 //! debugger) holds up everyone behind it until it runs again or dies, even
@@ -71,9 +71,7 @@
 //! counters fault (SIGBUS), as with other shared-memory lock files (SQLite's
 //! `-shm`); nothing in this crate truncates it. A side file removed and
 //! created anew splits the waiters between two queues for a while (less
-//! fair, still exclusive). A process that has not waited for a name nor
-//! released it with a kept descriptor does not read its queue, and may take
-//! the flock ahead of the queue once; `try_acquire` never queues.
+//! fair, still exclusive). `try_acquire` never queues.
 
 use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -393,25 +391,21 @@ pub(crate) fn release_after_fork(in_child: bool) {
     });
 }
 
-/// Whether waiters of this crate are queued for `lock_path`, and this
-/// process's slice is over: from the side file's counters if this process
-/// has it open, without a system call. An acquisition that would wait
-/// then queues behind them instead of taking the flock first.
+/// Whether waiters are queued for `lock_path`, and this process's slice is
+/// over: from the side file's counters, without a system call once this
+/// process has the side file open (the first call for a path opens it,
+/// creating it if needed). An acquisition that would wait then queues
+/// behind them instead of taking the flock first.
 pub(crate) fn others_queued(lock_path: &Path) -> bool {
-    let state = state();
-    state
-        .find(lock_path)
-        .map_or(false, |at| state.queues[at].others_queued())
-}
-
-/// Opens the side file of `lock_path` if this process does not have it
-/// open, so that its next acquisitions read the queue (a release that keeps
-/// its descriptor: the process is likely to lock again soon).
-pub(crate) fn watch(lock_path: &Path) {
     let mut state = state();
-    if state.find(lock_path).is_none() {
-        let _ = state.open(lock_path);
-    }
+    let queue = match state.find(lock_path) {
+        Some(at) => state.queues[at].clone(),
+        None => match state.open(lock_path) {
+            Some(queue) => queue,
+            None => return false,
+        },
+    };
+    queue.others_queued()
 }
 
 /// The side file of `lock_path`, opened now if this process does not have

@@ -93,19 +93,6 @@ pub(super) fn take(path: &Path) -> Option<Kept> {
     })
 }
 
-/// Whether [`keep`] would keep a descriptor for `path` now (its slot, or a
-/// free one).
-pub(super) fn can_keep(path: &Path) -> bool {
-    if !super::super::closes_kept_in_forked_children() {
-        return false;
-    }
-    let slots = slots();
-    slots.len() < KEPT_MAX
-        || slots
-            .iter()
-            .any(|m| m.as_ref().map_or(true, |m| m.path == path))
-}
-
 /// Keeps `fd` (unlocked, open on the file `dev`/`ino`) for `path`. Returns
 /// a descriptor for the caller to close: `fd` itself when the cache is
 /// full (or this system cannot keep descriptors safely), or an older one
