@@ -360,6 +360,26 @@ fn another_users_side_file_is_not_used() {
     std::fs::remove_file(&side).unwrap();
 }
 
+/// A hard link planted at the side file's path (to a file of this user)
+/// is not used: the counters would be written into that file's content.
+/// The acquisition waits on the flock alone; the file is left as it was.
+#[test]
+fn a_hard_link_at_the_side_file_path_is_not_used() {
+    let name = unique_name("queue-link");
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim.conf");
+    std::fs::write(&victim, "important=config\n").unwrap();
+    std::fs::hard_link(&victim, side_file(&name)).unwrap();
+    for _ in 0..3 {
+        drop(spec(&name).acquire().unwrap());
+    }
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "important=config\n"
+    );
+    std::fs::remove_file(side_file(&name)).unwrap();
+}
+
 /// Kills a process (an orphaned forked child) when dropped.
 struct KillOnDrop(i32);
 

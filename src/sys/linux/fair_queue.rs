@@ -159,9 +159,10 @@ impl Drop for Queue {
 }
 
 /// Opens the side file of `lock_path`, creating it (mode 0600, `O_EXCL`)
-/// if missing. `None` unless it is a regular file owned by this process's
-/// effective user: another user's side file is never used (its owner could
-/// truncate it under the mapping, or hold tickets forever).
+/// if missing. `None` unless it is a regular file with one link, owned by
+/// this process's effective user: another user's side file is never used
+/// (its owner could truncate it under the mapping, or hold tickets
+/// forever), nor a hard link to some other file.
 fn open_side_file(lock_path: &Path) -> Option<(OwnedFd, rustix::fs::Stat)> {
     let side = side_path(lock_path);
     let flags =
@@ -186,7 +187,11 @@ fn open_side_file(lock_path: &Path) -> Option<(OwnedFd, rustix::fs::Stat)> {
     };
     let st = rustix::fs::fstat(&fd).ok()?;
     let mine = st.st_uid == rustix::process::geteuid().as_raw();
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || !mine {
+    // One link: a hard link planted at the path would have another file's
+    // content overwritten by the counters.
+    #[allow(clippy::unnecessary_cast)] // st_nlink is u32 or u64 by platform
+    let one_link = st.st_nlink as u64 == 1;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || !mine || !one_link {
         return None;
     }
     Some((fd, st))
@@ -304,8 +309,9 @@ fn free(fd: OwnedFd, ticket: u64) {
 /// kept for slices, and whether the keeper runs.
 struct State {
     queues: Vec<Arc<Queue>>,
-    /// The descriptors of the turns out (closed in a forked child).
-    turns: Vec<RawFd>,
+    /// The descriptors of the turns out (closed in a forked child), and
+    /// their queues.
+    turns: Vec<(RawFd, Arc<Queue>)>,
     /// Places kept for the rest of a slice: the queue, the turn's
     /// descriptor and its ticket. At most one per queue.
     kept: Vec<(Arc<Queue>, OwnedFd, u64)>,
@@ -377,7 +383,7 @@ pub(crate) fn release_after_fork(in_child: bool) {
     let _ = HELD_FOR_FORK.try_with(|held| {
         let mut held = held.borrow_mut();
         if let (true, Some(state)) = (in_child, held.as_mut()) {
-            for raw in state.turns.drain(..) {
+            for (raw, _) in state.turns.drain(..) {
                 // SAFETY: a turn's descriptor, registered while the turn
                 // lives; the turn (a copy in this child) never closes it
                 // (its drop sees the fork).
@@ -469,12 +475,15 @@ impl Drop for Turn {
         }
         let mut state = state();
         let raw = fd.as_raw_fd();
-        state.turns.retain(|&t| t != raw);
+        state.turns.retain(|(t, _)| *t != raw);
         // Within the slice the place stays held: the next waiter sleeps on
         // rather than being woken by each release of a process that locks
-        // again at once. The keeper frees it when the slice ends.
+        // again at once. The keeper frees it when the slice ends. Not when
+        // this process has another turn out in the queue: that waiter of
+        // this process is next, and would wait for the slice to end.
+        let own_next = state.turns.iter().any(|(_, q)| Arc::ptr_eq(q, &self.queue));
         let served = self.queue.served().load(Ordering::SeqCst);
-        if self.served && self.queue.in_slice(served) && start_keeper(&mut state) {
+        if self.served && !own_next && self.queue.in_slice(served) && start_keeper(&mut state) {
             let older = state.take_kept(&self.queue);
             state.kept.push((self.queue.clone(), fd, self.ticket));
             KEEPER_WAKE.notify_one();
@@ -498,16 +507,19 @@ impl Drop for Turn {
 /// caller in its place, `handoff.rs`).
 pub(crate) fn take_turn(lock_path: &Path) -> Option<Turn> {
     let queue = queue_for(lock_path)?;
+    // Opened and registered under the state lock, which the fork handlers
+    // hold across a fork: a child never gets the descriptor unregistered
+    // (it would keep this turn's place if this process died).
+    let mut state = state();
     // Its own description: record locks of one description never conflict.
     let (fd, st) = open_side_file(lock_path)?;
     if file_id(&st) != queue.id {
         return None;
     }
-    let mut state = state();
     // A place kept from this process's last slice goes first: waiting
     // behind it would be waiting for ourselves.
     let kept = state.take_kept(&queue);
-    state.turns.push(fd.as_raw_fd());
+    state.turns.push((fd.as_raw_fd(), queue.clone()));
     let stamp = fork_stamp();
     drop(state);
     if let Some((kept_fd, ticket)) = kept {
@@ -583,5 +595,55 @@ fn keeper() {
             state.keeper_running = false;
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether this process keeps a place for `lock_path`'s slice.
+    fn keeps_place(lock_path: &Path) -> bool {
+        state()
+            .kept
+            .iter()
+            .any(|(q, _, _)| q.lock_path.as_os_str() == lock_path.as_os_str())
+    }
+
+    /// A served turn released within its slice keeps its place, unless
+    /// another turn of this process is out in the same queue: that waiter
+    /// is next, and would wait for this process's own slice to end (a
+    /// process with two threads on one name was held to one acquisition per
+    /// slice, found by a review helper).
+    #[test]
+    fn a_place_is_kept_for_the_slice_unless_this_process_is_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("juju-slice");
+
+        let mut alone = take_turn(&path).expect("a turn");
+        alone.served();
+        drop(alone);
+        assert!(keeps_place(&path), "kept for the slice");
+
+        let mut first = take_turn(&path).expect("a turn");
+        let tail = queue_for(&path).unwrap().tail().load(Ordering::SeqCst);
+        let (taken, second_taken) = std::sync::mpsc::channel();
+        let waiter = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let second = take_turn(&path).expect("a turn");
+                taken.send(()).unwrap();
+                drop(second);
+            })
+        };
+        let queue = queue_for(&path).unwrap();
+        while queue.tail().load(Ordering::SeqCst) == tail {
+            std::thread::yield_now();
+        }
+        first.served();
+        drop(first);
+        assert!(!keeps_place(&path), "kept although this process is next");
+        second_taken.recv().unwrap();
+        waiter.join().unwrap();
     }
 }
