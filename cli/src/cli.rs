@@ -138,10 +138,16 @@ pub struct LockArgs {
     /// they came (Linux; ignored elsewhere).
     ///
     /// Without it, whoever asks when the lock is released may take it, and
-    /// a process that locks in a loop can starve the others. A process
-    /// stopped while it waits (Ctrl-Z) holds up those behind it until it
-    /// runs again. Processes without --fair (and Go's juju/mutex) are still
-    /// excluded, but do not wait in line.
+    /// a process that locks in a loop can starve the others. Use it for
+    /// every process of a name: processes without --fair (and Go's
+    /// juju/mutex) are still excluded, but do not wait in line, and one
+    /// that locks in a loop gets far more turns than the waiters in line.
+    /// A process stopped while it waits (Ctrl-Z) holds up those behind it
+    /// until it runs again (status then shows the name free). `try` and
+    /// `-t 0` never wait, so they never wait in line either. Leaves
+    /// $TMPDIR/juju-NAME.queue (4 KiB) beside the lock file; a queue file
+    /// made under sudo stays root's, and the user's --fair then skips it
+    /// (remove it).
     #[arg(long, help_heading = "Locking")]
     pub fair: bool,
 }
