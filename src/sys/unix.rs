@@ -186,7 +186,7 @@ impl LockBackend for LockFile {
                         file_id(&st) == file.file_id && check_type(&st, path).is_ok()
                     });
                     if same {
-                        file.keep = Some(path.to_owned());
+                        file.keep_on_release(path.to_owned());
                         return Ok(None);
                     }
                 }
