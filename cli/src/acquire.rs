@@ -57,6 +57,7 @@ pub fn acquire(
             name: name.to_owned(),
             timeout: wait.timeout.unwrap_or_default(),
             holder: machine_mutex::holder(name).ok().flatten(),
+            fair: lock.fair,
             code: lock.conflict_exit_code,
         },
         other => failed(other),

@@ -26,13 +26,16 @@ pub enum CliError {
         code: u8,
     },
 
-    /// The timeout passed before the mutex was free.
-    #[error("timed out after {} waiting for '{name}', held by {}",
-        humantime::format_duration(*.timeout), holder_text(.holder))]
+    /// The timeout passed before the mutex was free (or, waiting in line,
+    /// before the waiters ahead had their turns).
+    #[error("timed out after {} waiting for '{name}', {}",
+        humantime::format_duration(*.timeout), timeout_reason(.holder, *.fair))]
     Timeout {
         name: String,
         timeout: Duration,
         holder: Option<Holder>,
+        /// Whether it waited in line (`--fair`).
+        fair: bool,
         code: u8,
     },
 
@@ -104,6 +107,18 @@ fn holder_text(holder: &Option<Holder>) -> String {
     match holder {
         Some(holder) => holder.to_string(),
         None => "another process".to_owned(),
+    }
+}
+
+/// Why a wait timed out: "held by ..."; waiting in line with nobody holding
+/// it now, the waiters ahead (one of them may be stopped: it keeps its
+/// place, and the ones behind it wait).
+fn timeout_reason(holder: &Option<Holder>, fair: bool) -> String {
+    match (holder, fair) {
+        (None, true) => "in line behind earlier --fair waiters; nobody holds it now \
+                         (is one of them stopped?)"
+            .to_owned(),
+        _ => format!("held by {}", holder_text(holder)),
     }
 }
 

@@ -290,3 +290,38 @@ fn fair_runs_are_served_in_the_order_they_came() {
     }
     assert_eq!(std::fs::read_to_string(log).unwrap(), "a\nb\n");
 }
+
+/// A `--fair` waiter stopped while in line keeps its place: a later
+/// `--fair` wait times out although nobody holds the mutex, and says so
+/// (rather than naming a holder); once the stopped one continues, it runs.
+#[test]
+fn a_fair_wait_behind_a_stopped_waiter_says_nobody_holds_it() {
+    let scratch = Scratch::new();
+    let name = scratch.name("run-fair-stopped");
+    let side = scratch.path().join(format!("juju-{name}.queue"));
+    let tickets = || -> u64 {
+        let bytes = std::fs::read(&side).unwrap_or_default();
+        bytes
+            .get(..8)
+            .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap()))
+    };
+    let (mut holder, _) = scratch.hold(&name, &["--fair"]);
+    let mut first = scratch.spawn(&["run", "--fair", "-q", &name, "--", "true"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while tickets() < 1 {
+        assert!(std::time::Instant::now() < deadline, "no ticket taken");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    first.signal(Signal::STOP);
+    holder.close_stdin();
+    assert!(holder.wait().success());
+    let out = scratch.output(&["run", "--fair", "-q", "-t", "0.3", &name, "--", "true"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("in line behind earlier --fair waiters; nobody holds it now"),
+        "{}",
+        stderr(&out)
+    );
+    first.signal(Signal::CONT);
+    assert!(first.wait().success());
+}
