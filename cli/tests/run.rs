@@ -256,6 +256,27 @@ fn lock_file_that_cannot_be_created_gives_71() {
     }
 }
 
+/// Waits (60 s at most) until the queue of NAME has given out `tail`
+/// tickets: its counter, the first 8 bytes of `juju-NAME.queue`.
+fn wait_for_tickets(scratch: &Scratch, name: &str, tail: u64) {
+    let side = scratch.path().join(format!("juju-{name}.queue"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let bytes = std::fs::read(&side).unwrap_or_default();
+        let taken = bytes
+            .get(..8)
+            .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap()));
+        if taken >= tail {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{taken} tickets of {tail}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// `--fair`: two `run --fair` processes queue while NAME is held, each seen
 /// to take its ticket (the queue's counter in `juju-NAME.queue`) before the
 /// next starts; once the holder lets go they run in the order they came.
@@ -265,23 +286,12 @@ fn fair_runs_are_served_in_the_order_they_came() {
     let name = scratch.name("run-fair");
     let log = scratch.path().join("order");
     let log = log.to_str().unwrap();
-    let side = scratch.path().join(format!("juju-{name}.queue"));
-    let tickets = || -> u64 {
-        let bytes = std::fs::read(&side).unwrap_or_default();
-        bytes
-            .get(..8)
-            .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap()))
-    };
     let (mut holder, _) = scratch.hold(&name, &["--fair"]);
     let mut runs = Vec::new();
     for (tag, tail) in [("a", 1), ("b", 2)] {
         let script = format!("echo {tag} >> {log}");
         runs.push(scratch.spawn(&["run", "--fair", "-q", &name, "--", "sh", "-c", &script]));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while tickets() < tail {
-            assert!(std::time::Instant::now() < deadline, "{tag} took no ticket");
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        wait_for_tickets(&scratch, &name, tail);
     }
     holder.close_stdin();
     assert!(holder.wait().success());
@@ -298,20 +308,9 @@ fn fair_runs_are_served_in_the_order_they_came() {
 fn a_fair_wait_behind_a_stopped_waiter_says_nobody_holds_it() {
     let scratch = Scratch::new();
     let name = scratch.name("run-fair-stopped");
-    let side = scratch.path().join(format!("juju-{name}.queue"));
-    let tickets = || -> u64 {
-        let bytes = std::fs::read(&side).unwrap_or_default();
-        bytes
-            .get(..8)
-            .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap()))
-    };
     let (mut holder, _) = scratch.hold(&name, &["--fair"]);
     let mut first = scratch.spawn(&["run", "--fair", "-q", &name, "--", "true"]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while tickets() < 1 {
-        assert!(std::time::Instant::now() < deadline, "no ticket taken");
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    wait_for_tickets(&scratch, &name, 1);
     first.signal(Signal::STOP);
     holder.close_stdin();
     assert!(holder.wait().success());
