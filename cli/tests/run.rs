@@ -277,6 +277,23 @@ fn wait_for_tickets(scratch: &Scratch, name: &str, tail: u64) {
     }
 }
 
+/// Whether `/proc/locks` shows the granted record lock of queue ticket
+/// `ticket` (byte 4096 + ticket) on the side file with inode `ino`:
+/// "N: OFDLCK ADVISORY WRITE -1 MAJ:MIN:INO START END".
+fn has_place(ino: u64, ticket: u64) -> bool {
+    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    let start = (4096 + ticket).to_string();
+    locks.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(1) == Some(&"OFDLCK")
+            && fields
+                .get(5)
+                .and_then(|id| id.rsplit(':').next())
+                .map_or(false, |i| i == ino.to_string())
+            && fields.get(6) == Some(&start.as_str())
+    })
+}
+
 /// `--fair`: two `run --fair` processes queue while NAME is held, each seen
 /// to take its ticket (the queue's counter in `juju-NAME.queue`) before the
 /// next starts; once the holder lets go they run in the order they came.
@@ -311,7 +328,33 @@ fn a_fair_wait_behind_a_stopped_waiter_says_nobody_holds_it() {
     let (mut holder, _) = scratch.hold(&name, &["--fair"]);
     let mut first = scratch.spawn(&["run", "--fair", "-q", &name, "--", "true"]);
     wait_for_tickets(&scratch, &name, 1);
+    // Its place is its record lock on byte 4096 + ticket 0: taken just
+    // after the ticket, and stopped without it there would be no place.
+    let side = scratch.path().join(format!("juju-{name}.queue"));
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&side).unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !has_place(ino, 0) {
+        assert!(std::time::Instant::now() < deadline, "no place taken");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     first.signal(Signal::STOP);
+    // Stopped for real, every thread, before the holder lets go (else the
+    // thread that waits may take the lock in between and stop holding it).
+    let tasks = format!("/proc/{}/task", first.pid());
+    let stopped = |task: std::fs::DirEntry| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .unwrap_or_default()
+            .rsplit(')')
+            .next()
+            .map_or(false, |rest| rest.trim_start().starts_with('T'))
+    };
+    while !std::fs::read_dir(&tasks)
+        .unwrap()
+        .all(|task| task.map_or(false, stopped))
+    {
+        assert!(std::time::Instant::now() < deadline, "not stopped");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     holder.close_stdin();
     assert!(holder.wait().success());
     let out = scratch.output(&["run", "--fair", "-q", "-t", "0.3", &name, "--", "true"]);
