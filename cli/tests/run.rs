@@ -289,7 +289,7 @@ fn has_place(ino: u64, ticket: u64) -> bool {
             && fields
                 .get(5)
                 .and_then(|id| id.rsplit(':').next())
-                .map_or(false, |i| i == ino.to_string())
+                .is_some_and(|i| i == ino.to_string())
             && fields.get(6) == Some(&start.as_str())
     })
 }
@@ -346,11 +346,11 @@ fn a_fair_wait_behind_a_stopped_waiter_says_nobody_holds_it() {
             .unwrap_or_default()
             .rsplit(')')
             .next()
-            .map_or(false, |rest| rest.trim_start().starts_with('T'))
+            .is_some_and(|rest| rest.trim_start().starts_with('T'))
     };
     while !std::fs::read_dir(&tasks)
         .unwrap()
-        .all(|task| task.map_or(false, stopped))
+        .all(|task| task.is_ok_and(stopped))
     {
         assert!(std::time::Instant::now() < deadline, "not stopped");
         std::thread::sleep(std::time::Duration::from_millis(1));
