@@ -190,9 +190,9 @@ fn queue_fork(name: &str) {
 }
 
 /// A process waiting in the queue forks a child that never execs, then is
-/// killed: the child, which lives on, holds no place in the queue (record
-/// locks belong to the process and are not inherited; a lock of the open
-/// file description, shared with the child, would stay held), so the
+/// killed: the child, which lives on, holds no place in the queue (the fork
+/// handler closes each turn's descriptor in the child; the open file
+/// description it shared would keep the dead waiter's record lock), so the
 /// process behind it is served.
 #[test]
 fn a_child_forked_by_a_killed_waiter_holds_no_place() {

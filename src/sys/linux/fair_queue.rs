@@ -414,15 +414,12 @@ pub(crate) fn others_queued(lock_path: &Path) -> bool {
     queue.others_queued()
 }
 
-/// The side file of `lock_path`, opened now if this process does not have
-/// it, or if the path now names another file (removed or replaced).
-fn queue_for(lock_path: &Path) -> Option<Arc<Queue>> {
-    let now = rustix::fs::lstat(side_path(lock_path))
-        .ok()
-        .map(|st| file_id(&st));
-    let mut state = state();
+/// The side file of `lock_path` as this process has it mapped, if that is
+/// the file `id` (device, inode) that the path names now; else mapped anew
+/// (the side file was removed or replaced since).
+fn queue_for(state: &mut State, lock_path: &Path, id: (u64, u64)) -> Option<Arc<Queue>> {
     if let Some(at) = state.find(lock_path) {
-        if Some(state.queues[at].id) == now {
+        if state.queues[at].id == id {
             return Some(state.queues[at].clone());
         }
         state.queues.swap_remove(at);
@@ -506,14 +503,17 @@ impl Drop for Turn {
 /// that sleep in flock(2) without one anyway (the kernel waiter, or a
 /// caller in its place, `handoff.rs`).
 pub(crate) fn take_turn(lock_path: &Path) -> Option<Turn> {
-    let queue = queue_for(lock_path)?;
     // Opened and registered under the state lock, which the fork handlers
     // hold across a fork: a child never gets the descriptor unregistered
     // (it would keep this turn's place if this process died).
     let mut state = state();
     // Its own description: record locks of one description never conflict.
+    // Its identity also tells whether the mapped side file is still the
+    // one at the path.
     let (fd, st) = open_side_file(lock_path)?;
+    let queue = queue_for(&mut state, lock_path, file_id(&st))?;
     if file_id(&st) != queue.id {
+        // Replaced again between the two opens: skip the queue this time.
         return None;
     }
     // A place kept from this process's last slice goes first: waiting
@@ -602,6 +602,12 @@ fn keeper() {
 mod tests {
     use super::*;
 
+    /// The side file of `lock_path` as this process has it mapped.
+    fn mapped(lock_path: &Path) -> Arc<Queue> {
+        let state = state();
+        state.queues[state.find(lock_path).expect("mapped")].clone()
+    }
+
     /// Whether this process keeps a place for `lock_path`'s slice.
     fn keeps_place(lock_path: &Path) -> bool {
         state()
@@ -626,7 +632,7 @@ mod tests {
         assert!(keeps_place(&path), "kept for the slice");
 
         let mut first = take_turn(&path).expect("a turn");
-        let tail = queue_for(&path).unwrap().tail().load(Ordering::SeqCst);
+        let tail = mapped(&path).tail().load(Ordering::SeqCst);
         let (taken, second_taken) = std::sync::mpsc::channel();
         let waiter = {
             let path = path.clone();
@@ -636,7 +642,7 @@ mod tests {
                 drop(second);
             })
         };
-        let queue = queue_for(&path).unwrap();
+        let queue = mapped(&path);
         while queue.tail().load(Ordering::SeqCst) == tail {
             std::thread::yield_now();
         }
