@@ -193,6 +193,12 @@ pub struct TryArgs {
     #[command(flatten)]
     pub lock: LockArgs,
 
+    /// Print nothing when NAME is held: the exit status alone (1, or -E N) says so.
+    ///
+    /// Other failures (a bad name, COMMAND not found) are still printed.
+    #[arg(short, long)]
+    pub quiet: bool,
+
     /// The command to run and its arguments, after `--`.
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
@@ -382,7 +388,7 @@ or with -t 0 when held; 128+N if signal N ended the wait; 2 usage error;
 const TRY_AFTER_HELP: &str = "\
 Examples:
   machine-mutex try nightly -- ./backup.sh || echo 'a backup is already running'
-  machine-mutex try -E 0 cron-sync -- rsync -a src/ dst/    # held: skip quietly, exit 0
+  machine-mutex try -q -E 0 cron-sync -- rsync -a src/ dst/    # held: skip silently, exit 0
 
 Exit status: COMMAND's own, 128+N if signal N killed it; 1 (or -E N) when NAME
 is held; 2 usage error; 71 machine-mutex failed; 126 COMMAND cannot be

@@ -42,7 +42,11 @@ fn run() -> Result<ExitStatus, CliError> {
     };
     match &opts.command {
         Command::Run(args) => run::run(&args.lock, Some(&args.wait), &args.command),
-        Command::Try(args) => run::run(&args.lock, None, &args.command),
+        Command::Try(args) => match run::run(&args.lock, None, &args.command) {
+            // --quiet: held is said by the exit status alone.
+            Err(CliError::Held { code, .. }) if args.quiet => Ok(ExitStatus::Conflict(code)),
+            other => other,
+        },
         Command::Hold(args) => hold::hold(args),
         Command::Status(args) => report::status(args),
         Command::List(args) => report::list(args),

@@ -43,7 +43,8 @@ fn command_killed_by_a_signal_gives_128_plus_n() {
 }
 
 /// `try` runs COMMAND when the mutex is free; when it is held, COMMAND does
-/// not run, the exit status is 1 (or -E N), and stderr names the holder.
+/// not run, the exit status is 1 (or -E N), and stderr names the holder
+/// (nothing with --quiet).
 #[test]
 fn try_fails_at_once_naming_the_holder() {
     let scratch = Scratch::new();
@@ -65,6 +66,18 @@ fn try_fails_at_once_naming_the_holder() {
     );
     let out = scratch.output(&["try", "-E", "42", &name, "--", "touch", marker]);
     assert_eq!(out.status.code(), Some(42));
+    // --quiet: held is said by the exit status alone; other failures still print.
+    let out = scratch.output(&["try", "-q", &name, "--", "touch", marker]);
+    assert_eq!((out.status.code(), stderr(&out)), (Some(1), String::new()));
+    let out = scratch.output(&["try", "--quiet", "-E", "0", &name, "--", "touch", marker]);
+    assert_eq!((out.status.code(), stderr(&out)), (Some(0), String::new()));
+    let out = scratch.output(&["try", "-q", &name, "--", "no-such-command-mm"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(
+        stderr(&out).contains("no-such-command-mm"),
+        "{}",
+        stderr(&out)
+    );
     // --timeout 0 is "do not wait", as flock -w 0.
     let out = scratch.output(&["run", "-t", "0", &name, "--", "touch", marker]);
     assert_eq!(out.status.code(), Some(1));
