@@ -149,25 +149,34 @@ fn one_run(ctx: &Context, peer: &Peer, n: usize, tag: &str) -> RunFigures {
 /// Measures this crate (default, legacy socket off, with a timeout), the
 /// raw flock floor and Go (the polling lock is not in this family).
 pub fn run(ctx: &Context) -> Vec<Series> {
-    let peers = ctx
+    let peers: Vec<Peer> = ctx
         .process_peers()
         .into_iter()
-        .filter(|p| !matches!(p, Peer::Python(_) | Peer::FlockSocket));
-    let mut series = Vec::new();
-    for (p, peer) in peers.enumerate() {
-        let mut points = Vec::new();
-        for &n in &ctx.config.contention_ns {
-            let mut rates = Vec::new();
-            let mut whole_rates = Vec::new();
-            let mut spreads = Vec::new();
-            let mut finish_spreads = Vec::new();
-            for r in 0..ctx.config.contention_runs {
-                let run = one_run(ctx, &peer, n, &format!("contend-{p}-{n}-{r}"));
+        .filter(|p| !matches!(p, Peer::Python(_) | Peer::FlockSocket))
+        .collect();
+    let ns = &ctx.config.contention_ns;
+    // Runs are interleaved (run 1 of every peer and N, then run 2, ...), so
+    // that a change in the machine's load weighs on every figure alike.
+    // Per peer and N: each run's rate, whole-run rate, spread, spread at
+    // the first finish.
+    let mut results =
+        vec![vec![(Vec::new(), Vec::new(), Vec::new(), Vec::new()); ns.len()]; peers.len()];
+    for r in 0..ctx.config.contention_runs {
+        for (p, peer) in peers.iter().enumerate() {
+            for (i, &n) in ns.iter().enumerate() {
+                let run = one_run(ctx, peer, n, &format!("contend-{p}-{n}-{r}"));
+                let (rates, whole_rates, spreads, finish_spreads) = &mut results[p][i];
                 rates.push(run.per_second);
                 whole_rates.push(run.whole_per_second);
                 spreads.push(run.spread);
                 finish_spreads.push(run.finish_spread);
             }
+        }
+    }
+    let mut series = Vec::new();
+    for (peer, per_n) in peers.into_iter().zip(results) {
+        let mut points = Vec::new();
+        for (&n, (rates, whole_rates, spreads, finish_spreads)) in ns.iter().zip(per_n) {
             let per_second = median(&rates);
             let point = Point {
                 n,

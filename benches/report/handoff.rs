@@ -111,30 +111,40 @@ fn one_run(ctx: &Context, peer: &Peer, rounds: usize, tag: &str) -> (Vec<f64>, u
     (samples, not_seen)
 }
 
-/// Measures every cross-process peer.
+/// Measures every cross-process peer. Runs are interleaved (run 1 of
+/// every peer, then run 2, ...), so that a change in the machine's load
+/// during the run weighs on every peer alike, not on the last ones.
 pub fn run(ctx: &Context) -> Vec<Row> {
     let config = &ctx.config;
-    let mut rows = Vec::new();
-    for (p, peer) in ctx.process_peers().into_iter().enumerate() {
-        let (runs, rounds) = match peer {
-            Peer::Python(_) => (config.handoff_python_runs, config.handoff_python_rounds),
-            _ => (config.handoff_runs, config.handoff_rounds),
-        };
-        let mut all = Vec::new();
-        let mut medians = Vec::new();
-        let mut not_seen_blocked = 0;
-        for r in 0..runs {
-            let (samples, not_seen) = one_run(ctx, &peer, rounds, &format!("handoff-{p}-{r}"));
+    let peers = ctx.process_peers();
+    let runs_of = |peer: &Peer| match peer {
+        Peer::Python(_) => (config.handoff_python_runs, config.handoff_python_rounds),
+        _ => (config.handoff_runs, config.handoff_rounds),
+    };
+    let most_runs = peers.iter().map(|peer| runs_of(peer).0).max().unwrap_or(0);
+    // Per peer: every sample, each run's median, rounds not seen blocked.
+    let mut results = vec![(Vec::new(), Vec::new(), 0); peers.len()];
+    for r in 0..most_runs {
+        for (p, peer) in peers.iter().enumerate() {
+            let (runs, rounds) = runs_of(peer);
+            if r >= runs {
+                continue;
+            }
+            let (samples, not_seen) = one_run(ctx, peer, rounds, &format!("handoff-{p}-{r}"));
+            let (all, medians, not_seen_blocked) = &mut results[p];
             medians.push(median(&samples));
             all.extend(samples);
-            not_seen_blocked += not_seen;
+            *not_seen_blocked += not_seen;
         }
+    }
+    let mut rows = Vec::new();
+    for (peer, (all, medians, not_seen_blocked)) in peers.into_iter().zip(results) {
         let row = Row {
             median_ns: median(&medians),
             p10_ns: quantile(&all, 0.1),
             p90_ns: quantile(&all, 0.9),
             samples: all.len(),
-            runs,
+            runs: medians.len(),
             not_seen_blocked,
             peer,
         };

@@ -590,7 +590,9 @@ impl Report {
              for the polling lock: after a random 1 to 101 ms, so the release falls anywhere in its \
              polling period) the holder releases. One-way latency: from the holder's clock reading \
              just before it releases to the waiter's just after its acquire returns. Median over runs \
-             of each run's median; percentiles over all samples.\n"
+             of each run's median; percentiles over all samples. The runs are interleaved (run 1 \
+             of every implementation, then run 2, ...), so that a change in the machine's load \
+             weighs on all alike.\n"
         );
         let raw = self.handoff_of(|p| matches!(p, Peer::Flock));
         let raw_socket = self.handoff_of(|p| matches!(p, Peer::FlockSocket));
@@ -641,7 +643,8 @@ impl Report {
              process's last one (a process that starts early and locks alone meanwhile is neither \
              contending nor favoured). Throughput: the acquisitions in that window over its length. \
              Spread: the most acquisitions any process had in it over the fewest (1 = even; inf = a \
-             process had none). Medians over runs (worst run in brackets). The figures over the \
+             process had none). Medians over runs (worst run in brackets); the runs are interleaved \
+             (run 1 of every implementation and N, then run 2, ...). The figures over the \
              whole run (throughput from the first acquisition to the last; spread at the moment \
              the first process finishes) follow the plot.\n",
             self.config.contention_per_process
