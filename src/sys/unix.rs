@@ -8,9 +8,10 @@
 //! - **Removed lock files.** Temp-dir cleaners delete old files. A waiter
 //!   blocked on a file that was deleted (and maybe created anew by someone
 //!   else) would lock an inode nobody else looks at. So after locking, the
-//!   descriptor is checked: a link count of 0 (every acquisition, from the
-//!   one `fstat`), or a path that now names another inode or nothing (after a
-//!   blocking wait, one more `lstat`), releases it and starts over.
+//!   descriptor is checked: a link count of 0 (locked at once: from the one
+//!   `fstat`), or a path that now names another inode or nothing (after a
+//!   blocking wait: one `lstat`, the only system call between the wake-up
+//!   and the return), releases it and starts over.
 //! - **Ageing.** Each acquisition refreshes the file's timestamps when they
 //!   are more than [`REFRESH_AFTER`] old, so age-based cleaners leave a lock
 //!   in regular use alone.
@@ -241,7 +242,13 @@ impl LockBackend for LockFile {
             let stamp = fork_stamp();
             let fd = open(path)?;
             // Never block on something that is not a lock file.
-            check_type(&fstat(&fd, path)?, path)?;
+            let st = fstat(&fd, path)?;
+            check_type(&st, path)?;
+            // The sudo owner is given before the wait, not on the hand-off's
+            // path (a file's owner may be changed whoever holds its lock).
+            if let Some((uid, gid)) = sudo_owner(env) {
+                give_to_sudo_user(&fd, &st, uid, gid);
+            }
             if !queued {
                 turn = fair_queue::take_turn(path);
                 queued = true;
@@ -255,13 +262,16 @@ impl LockBackend for LockFile {
             // and the path may name a new file that someone else locks now.
             // Or the process forked while this thread waited: the child has
             // a copy of the descriptor, which would keep the lock after
-            // this process died. Either way, release and start over.
-            let st = fstat(&file.fd, path)?;
-            if st.st_nlink == 0 || forked_since(stamp) || !names_same_file(path, &st)? {
-                continue;
-            }
+            // this process died. Either way, release and start over. The one
+            // system call after the wait is the path's `lstat`: a file
+            // still at the path has links, and its inode is the one of the
+            // `fstat` above (a descriptor's never changes).
+            let now = match same_file_at(path, &st)? {
+                Some(now) if !forked_since(stamp) => now,
+                _ => continue,
+            };
             file.file_id = file_id(&st);
-            file.settle(&st, env);
+            file.refresh_if_old(&now);
             if let Some(turn) = &mut turn {
                 turn.served();
             }
@@ -314,6 +324,11 @@ impl LockFile {
         if let Some((uid, gid)) = sudo_owner(env) {
             give_to_sudo_user(&self.fd, st, uid, gid);
         }
+        self.refresh_if_old(st);
+    }
+
+    /// Fresh timestamps when those of `st` (this file's) are old.
+    fn refresh_if_old(&self, st: &Stat) {
         if is_old(st, SystemTime::now()) {
             // Needs ownership or write permission; without them the file
             // ages as before (RELIABILITY.md, "remaining hole").
@@ -389,11 +404,12 @@ pub(crate) fn probe_holder(_name: &str, path: &Path) -> Result<Option<Holder>, E
     }
 }
 
-/// Whether `path` (not following a symbolic link) still names the file of `st`.
-fn names_same_file(path: &Path, st: &Stat) -> Result<bool, Error> {
+/// What `path` (not following a symbolic link) names now, if it is still
+/// the file of `st`: `None` if it names another file or nothing.
+fn same_file_at(path: &Path, st: &Stat) -> Result<Option<Stat>, Error> {
     match rustix::fs::lstat(path) {
-        Ok(now) => Ok(now.st_dev == st.st_dev && now.st_ino == st.st_ino),
-        Err(Errno::NOENT) => Ok(false),
+        Ok(now) => Ok((file_id(&now) == file_id(st)).then_some(now)),
+        Err(Errno::NOENT) => Ok(None),
         Err(e) => Err(Error::io("check lock file", path, e.into())),
     }
 }
@@ -611,13 +627,16 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let st = rustix::fs::fstat(&fd).unwrap();
         assert_eq!(st.st_nlink, 0);
-        assert!(!names_same_file(&path, &st).unwrap());
+        assert!(same_file_at(&path, &st).unwrap().is_none());
         std::fs::write(&path, b"").unwrap();
         assert!(
-            !names_same_file(&path, &st).unwrap(),
+            same_file_at(&path, &st).unwrap().is_none(),
             "a new file at the path"
         );
         let fresh = rustix::fs::fstat(open(&path).unwrap()).unwrap();
-        assert!(names_same_file(&path, &fresh).unwrap());
+        let now = same_file_at(&path, &fresh)
+            .unwrap()
+            .expect("the file at the path");
+        assert_eq!((now.st_ino, now.st_nlink), (fresh.st_ino, 1));
     }
 }
