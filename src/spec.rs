@@ -116,6 +116,15 @@ impl Spec {
     /// `Timeout == 0`). To fail at once instead, use
     /// [`try_acquire`](Self::try_acquire). A timeout too large to add to the
     /// clock's current time also waits forever.
+    ///
+    /// Cost (Unix): flock(2) cannot be interrupted without a signal, and the
+    /// library installs no signal handler. So a wait that can end (a timeout,
+    /// or a [cancel token](Self::with_cancel)) sleeps in flock in a
+    /// kernel-waiter thread, which hands the lock to the caller: two
+    /// wake-ups per hand-off instead of one, about twice the latency of a
+    /// wait without timeout or token, which sleeps in flock in the caller's
+    /// own thread (BENCHMARKS.md, hand-off: tens of microseconds on a
+    /// 2-core virtual machine). Waiting uses no CPU either way.
     pub fn with_timeout(mut self, timeout: Duration) -> Spec {
         self.timeout = if timeout.is_zero() {
             None
@@ -132,6 +141,9 @@ impl Spec {
     }
 
     /// Ends the wait with [`Error::Cancelled`] when `token` is cancelled (Go: `Cancel`).
+    ///
+    /// As with a timeout, a wait with a token sleeps in a kernel-waiter
+    /// thread on Unix (see [`with_timeout`](Self::with_timeout) for the cost).
     pub fn with_cancel(mut self, token: CancelToken) -> Spec {
         self.cancel = Some(token);
         self
