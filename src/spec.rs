@@ -364,7 +364,8 @@ impl Spec {
     /// Takes `flock(LOCK_EX)` on [`lock_file_path`]`(name)`, created if
     /// missing with mode 0600. Under sudo (`SUDO_COMMAND`, `SUDO_UID`,
     /// `SUDO_GID` set, as in the Go package) a lock file that this process
-    /// owns and that has a single link is given to `SUDO_UID`/`SUDO_GID`.
+    /// owns and that has a single link is given to `SUDO_UID`/`SUDO_GID`
+    /// once this acquisition holds its lock (Go: at open, before flock).
     /// A symbolic link, directory, FIFO or device at the path is an
     /// [`Error::Io`] (never followed, never blocked on); so is a file of
     /// another user that this one may not read, with a hint naming its

@@ -200,48 +200,6 @@ fn sudo_chown_through_environment() {
     );
 }
 
-/// Rule 11 for a waiter: an acquisition that has to wait gives the file to
-/// SUDO_UID/SUDO_GID before it sleeps in flock (not on the hand-off's path
-/// after the wake-up), and still holds it given away once it has the lock.
-/// As another user than root the chown fails and the wait still succeeds.
-#[test]
-fn sudo_chown_by_a_waiter_happens_before_the_wait() {
-    let name = unique_name("sudo-wait");
-    let path = lock_file_path(&name);
-    let held = Spec::new(&name).acquire().unwrap();
-    let root = std::fs::metadata(&path).unwrap().uid() == 0;
-    let waiter = {
-        let name = name.clone();
-        std::thread::spawn(move || {
-            let env = FixedEnvironment::new([
-                ("SUDO_COMMAND", "/usr/bin/true"),
-                ("SUDO_UID", "4242"),
-                ("SUDO_GID", "4343"),
-            ]);
-            Spec::new(&name).with_environment(env).acquire().map(drop)
-        })
-    };
-    if root {
-        // Given away while this thread still holds the lock: the waiter
-        // did it before its wait.
-        let until = std::time::Instant::now() + LIMIT;
-        while std::fs::metadata(&path).unwrap().uid() != 4242 {
-            assert!(std::time::Instant::now() < until, "never given away");
-            std::thread::yield_now();
-        }
-        assert!(!waiter.is_finished(), "the waiter cannot have the lock yet");
-    }
-    drop(held);
-    waiter
-        .join()
-        .unwrap()
-        .expect("a failed chown never fails acquire");
-    let meta = std::fs::metadata(&path).unwrap();
-    if root {
-        assert_eq!((meta.uid(), meta.gid()), (4242, 4343));
-    }
-}
-
 /// Rule 3: an I/O error names the lock file and the OS error, with a hint:
 /// here TMPDIR points to a directory that does not exist (child process,
 /// so this process's environment is untouched).

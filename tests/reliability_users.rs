@@ -184,6 +184,52 @@ fn sudo_never_chowns_a_hard_linked_file() {
     assert_eq!(owner(&precious), (0, 0, 0o600));
 }
 
+/// Under sudo, a waiter gives the file away only once it holds the lock:
+/// never while another process (here: this test's root holder) holds it,
+/// since the wait could still fail or be given up. Juju/mutex v2 chowns at
+/// open, before its flock; a user given the file could remove it in a
+/// sticky directory and lock a new one while root's hold lasts.
+#[test]
+fn sudo_waiter_gives_the_file_away_only_once_it_holds_the_lock() {
+    if faults::skip_unless_root(
+        "sudo_waiter_gives_the_file_away_only_once_it_holds_the_lock",
+        "chowns to another uid",
+    ) {
+        return;
+    }
+    let name = unique_name("user-sudo-wait");
+    let path = machine_mutex::lock_file_path(&name);
+    let held = machine_mutex::Spec::new(&name).acquire().unwrap();
+    let ino = faults::inode(&path);
+    let waiter = {
+        let name = name.clone();
+        std::thread::spawn(move || {
+            let env = machine_mutex::FixedEnvironment::new([
+                ("SUDO_COMMAND", "/usr/bin/true"),
+                ("SUDO_UID", "4242"),
+                ("SUDO_GID", "4343"),
+            ]);
+            machine_mutex::Spec::new(&name)
+                .with_environment(env)
+                .acquire()
+                .map(drop)
+        })
+    };
+    faults::wait_until("the waiter sleeps in flock", || {
+        faults::has_flock(std::process::id(), ino, true)
+    });
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (0, 0),
+        "given away during the wait"
+    );
+    drop(held);
+    waiter.join().unwrap().expect("acquired");
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (4242, 4343), "given once held");
+}
+
 /// Sets a sysctl for the life of the guard, restoring the old value.
 struct Sysctl {
     path: &'static str,

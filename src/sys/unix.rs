@@ -244,11 +244,6 @@ impl LockBackend for LockFile {
             // Never block on something that is not a lock file.
             let st = fstat(&fd, path)?;
             check_type(&st, path)?;
-            // The sudo owner is given before the wait, not on the hand-off's
-            // path (a file's owner may be changed whoever holds its lock).
-            if let Some((uid, gid)) = sudo_owner(env) {
-                give_to_sudo_user(&fd, &st, uid, gid);
-            }
             if !queued {
                 turn = fair_queue::take_turn(path);
                 queued = true;
@@ -264,14 +259,20 @@ impl LockBackend for LockFile {
             // a copy of the descriptor, which would keep the lock after
             // this process died. Either way, release and start over. The one
             // system call after the wait is the path's `lstat`: a file
-            // still at the path has links, and its inode is the one of the
-            // `fstat` above (a descriptor's never changes).
+            // still at the path has links (as for kept descriptors, a device
+            // and inode number name one file while it is open: true of local
+            // filesystems; a 32-bit tmpfs inode counter that wrapped during
+            // the wait could in theory give a removed file's number to a new
+            // one), and the upkeep reads the owner, link count and times
+            // from it. The sudo owner is given only now that the lock is
+            // held, never to a file another process holds while this wait
+            // could still fail.
             let now = match same_file_at(path, &st)? {
                 Some(now) if !forked_since(stamp) => now,
                 _ => continue,
             };
             file.file_id = file_id(&st);
-            file.refresh_if_old(&now);
+            file.settle(&now, env);
             if let Some(turn) = &mut turn {
                 turn.served();
             }
@@ -318,17 +319,12 @@ impl LockFile {
         }
     }
 
-    /// Best-effort upkeep once the lock is held, using the `fstat` already
-    /// made: the sudo owner, and fresh timestamps when they are old.
+    /// Best-effort upkeep once the lock is held, using the `fstat` or `lstat`
+    /// already made: the sudo owner, and fresh timestamps when they are old.
     fn settle(&self, st: &Stat, env: &dyn Environment) {
         if let Some((uid, gid)) = sudo_owner(env) {
             give_to_sudo_user(&self.fd, st, uid, gid);
         }
-        self.refresh_if_old(st);
-    }
-
-    /// Fresh timestamps when those of `st` (this file's) are old.
-    fn refresh_if_old(&self, st: &Stat) {
         if is_old(st, SystemTime::now()) {
             // Needs ownership or write permission; without them the file
             // ages as before (RELIABILITY.md, "remaining hole").
