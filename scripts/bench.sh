@@ -2,7 +2,7 @@
 # The benchmark report: machine-mutex side by side with its peers, in one run.
 #
 #   bash scripts/bench.sh           # full run: rewrites BENCHMARKS.md and docs/benchmarks/*.svg
-#   bash scripts/bench.sh --smoke   # tiny counts, a few seconds, into target/bench-smoke/ (CI)
+#   bash scripts/bench.sh --smoke   # tiny counts, a few seconds, into target/tmp/bench-smoke/ (CI)
 #
 # Installs the peers first: Go and juju/mutex from Debian (scripts/install-interop-deps.sh),
 # and Python's filelock into a virtual environment under target/. A peer that cannot be

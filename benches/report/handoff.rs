@@ -25,6 +25,10 @@ pub struct Row {
     pub peer: Peer,
     /// Median over runs of each run's median one-way latency, ns.
     pub median_ns: f64,
+    /// The lowest and highest of the runs' medians, ns: how far the
+    /// median moves from run to run.
+    pub run_min_ns: f64,
+    pub run_max_ns: f64,
     /// 10th and 90th percentiles of all samples, ns.
     pub p10_ns: f64,
     pub p90_ns: f64,
@@ -141,6 +145,8 @@ pub fn run(ctx: &Context) -> Vec<Row> {
     for (peer, (all, medians, not_seen_blocked)) in peers.into_iter().zip(results) {
         let row = Row {
             median_ns: median(&medians),
+            run_min_ns: medians.iter().copied().fold(f64::INFINITY, f64::min),
+            run_max_ns: medians.iter().copied().fold(0.0, f64::max),
             p10_ns: quantile(&all, 0.1),
             p90_ns: quantile(&all, 0.9),
             samples: all.len(),

@@ -22,8 +22,9 @@
 //! line protocol (see `roles.rs`).
 //!
 //! `--smoke` runs every family with tiny counts (a few seconds) and writes
-//! to `target/bench-smoke/` instead of the repository: CI runs it to check
-//! that the harness still works; its figures mean nothing.
+//! to `target/tmp/bench-smoke/` (Cargo's `CARGO_TARGET_TMPDIR`) instead of
+//! the repository: CI runs it to check that the harness still works; its
+//! figures mean nothing.
 
 // Benchmarks build on current stable only (std::fs::File::lock, black_box);
 // the library keeps to Rust 1.63.

@@ -466,7 +466,7 @@ impl Report {
              under `target/`), then runs `cargo bench --bench report`, which rewrites this file and the \
              plots in `{PLOTS_DIR}/`. A peer that cannot be installed is skipped with a printed reason \
              (listed below). `bash scripts/bench.sh --smoke` runs everything with tiny counts into \
-             `target/bench-smoke/` (CI runs it). The harness is `benches/report/`; the in-process \
+             `target/tmp/bench-smoke/` (CI runs it). The harness is `benches/report/`; the in-process \
              micro-benchmarks are `cargo bench --bench uncontended` (divan).\n"
         );
         let _ = writeln!(md, "## This run\n");
@@ -598,8 +598,8 @@ impl Report {
         let raw_socket = self.handoff_of(|p| matches!(p, Peer::FlockSocket));
         let _ = writeln!(
             md,
-            "| implementation | one-way median | p10 | p90 | vs raw flock | vs raw flock + socket | samples | reference |\n\
-             | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            "| implementation | one-way median | runs' medians (min to max) | p10 | p90 | vs raw flock | vs raw flock + socket | samples | reference |\n\
+             | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         );
         for row in rows {
             let reference = match row.peer {
@@ -613,13 +613,15 @@ impl Report {
             }
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {samples} | {reference} |",
+                "| {} | {} | {} to {} | {} | {} | {} | {} | {samples} | {reference} |",
                 if row.peer.is_mm() {
                     format!("**{}**", row.peer.label())
                 } else {
                     row.peer.label().to_owned()
                 },
                 us(row.median_ns),
+                us(row.run_min_ns),
+                us(row.run_max_ns),
                 us(row.p10_ns),
                 us(row.p90_ns),
                 ratio(row.median_ns / raw),
