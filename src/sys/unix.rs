@@ -257,16 +257,14 @@ impl LockBackend for LockFile {
             // and the path may name a new file that someone else locks now.
             // Or the process forked while this thread waited: the child has
             // a copy of the descriptor, which would keep the lock after
-            // this process died. Either way, release and start over. The one
-            // system call after the wait is the path's `lstat`: a file
-            // still at the path has links (as for kept descriptors, a device
-            // and inode number name one file while it is open: true of local
-            // filesystems; a 32-bit tmpfs inode counter that wrapped during
-            // the wait could in theory give a removed file's number to a new
-            // one), and the upkeep reads the owner, link count and times
-            // from it. The sudo owner is given only now that the lock is
-            // held, never to a file another process holds while this wait
-            // could still fail.
+            // this process died. Either way, release and start over.
+            //
+            // The path's `lstat` is the one system call after the wait: the
+            // file it names has links, and the upkeep reads owner, link count
+            // and times from it. (As for kept descriptors, a device and inode
+            // are taken to name one file while it is open; a wrapped 32-bit
+            // tmpfs inode counter could in theory break that.) The sudo owner
+            // is given only now, never while another process holds the file.
             let now = match same_file_at(path, &st)? {
                 Some(now) if !forked_since(stamp) => now,
                 _ => continue,
