@@ -173,7 +173,7 @@ impl LockBackend for LockFile {
                     // opened anew below.
                     if let Ok(st) = rustix::fs::lstat(path) {
                         if file_id(&st) == file.file_id && !forked_since(stamp) {
-                            file.settle(&st, env);
+                            file.settle(&st, sudo_owner(env));
                             return Ok(Some(file));
                         }
                     }
@@ -220,7 +220,7 @@ impl LockBackend for LockFile {
                 continue;
             }
             file.file_id = file_id(&st);
-            file.settle(&st, env);
+            file.settle(&st, sudo_owner(env));
             return Ok(Some(file));
         }
         Err(stale_error(path))
@@ -238,6 +238,8 @@ impl LockBackend for LockFile {
         // is left once the turn comes.
         let mut turn = None;
         let mut queued = !fair;
+        // Read before the wait (the environment), used after it.
+        let sudo = sudo_owner(env);
         for _ in 0..MAX_STALE {
             let stamp = fork_stamp();
             let fd = open(path)?;
@@ -270,7 +272,7 @@ impl LockBackend for LockFile {
                 _ => continue,
             };
             file.file_id = file_id(&st);
-            file.settle(&now, env);
+            file.settle(&now, sudo);
             if let Some(turn) = &mut turn {
                 turn.served();
             }
@@ -318,9 +320,10 @@ impl LockFile {
     }
 
     /// Best-effort upkeep once the lock is held, using the `fstat` or `lstat`
-    /// already made: the sudo owner, and fresh timestamps when they are old.
-    fn settle(&self, st: &Stat, env: &dyn Environment) {
-        if let Some((uid, gid)) = sudo_owner(env) {
+    /// already made: the file given to `sudo` (the sudo user, from
+    /// [`sudo_owner`]), and fresh timestamps when they are old.
+    fn settle(&self, st: &Stat, sudo: Option<(u32, u32)>) {
+        if let Some((uid, gid)) = sudo {
             give_to_sudo_user(&self.fd, st, uid, gid);
         }
         if is_old(st, SystemTime::now()) {
