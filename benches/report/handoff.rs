@@ -37,6 +37,28 @@ pub struct Row {
     /// Rounds where the waiter was not seen blocked within the limit (its
     /// sample still counts).
     pub not_seen_blocked: usize,
+    /// The raw floor with the socket only (`flock-socket`), medians of all
+    /// rounds, ns: the holder's close of its socket (before its flock's),
+    /// and the waiter's socket + bind once it has the flock. Both are part
+    /// of the one-way latency.
+    pub socket_close_ns: Option<f64>,
+    pub socket_bind_ns: Option<f64>,
+}
+
+/// What one run gives: the one-way latencies, rounds not seen blocked,
+/// and the `close_ns=` and `socket_ns=` fields (`flock-socket` only), ns.
+struct RunSamples {
+    latencies: Vec<f64>,
+    not_seen: usize,
+    closes: Vec<f64>,
+    binds: Vec<f64>,
+}
+
+/// The `key=NS` field of a protocol line, if it has one.
+fn ns_field(rest: &str, key: &str) -> Option<f64> {
+    rest.split_whitespace()
+        .find_map(|field| field.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|value| value.parse().ok())
 }
 
 const BLOCK_LIMIT: Duration = Duration::from_secs(10);
@@ -49,7 +71,7 @@ fn side_path(lock: &std::path::Path) -> std::path::PathBuf {
     side.into()
 }
 
-fn one_run(ctx: &Context, peer: &Peer, rounds: usize, tag: &str) -> (Vec<f64>, usize) {
+fn one_run(ctx: &Context, peer: &Peer, rounds: usize, tag: &str) -> RunSamples {
     let name = ctx.name(tag);
     let mut procs = [
         peer.spawn("handoff", &name, &[]),
@@ -64,6 +86,7 @@ fn one_run(ctx: &Context, peer: &Peer, rounds: usize, tag: &str) -> (Vec<f64>, u
         0
     };
     let mut samples = Vec::with_capacity(rounds);
+    let (mut closes, mut binds) = (Vec::new(), Vec::new());
     let mut not_seen = 0;
     let mut holder = 0;
     for round in 0..=rounds {
@@ -95,10 +118,12 @@ fn one_run(ctx: &Context, peer: &Peer, rounds: usize, tag: &str) -> (Vec<f64>, u
             std::thread::sleep(Duration::from_micros(fastrand::u64(1_000..101_000)));
         }
         procs[holder].send_line("release");
-        let released = last_field(&procs[holder].expect_line("released"));
-        let acquired = last_field(&procs[waiter].expect_line("acquired"));
+        let released = procs[holder].expect_line("released");
+        let acquired = procs[waiter].expect_line("acquired");
         if round > 0 {
-            samples.push((acquired - released) as f64);
+            samples.push((last_field(&acquired) - last_field(&released)) as f64);
+            closes.extend(ns_field(&released, "close_ns"));
+            binds.extend(ns_field(&acquired, "socket_ns"));
         }
         holder = waiter;
     }
@@ -112,7 +137,12 @@ fn one_run(ctx: &Context, peer: &Peer, rounds: usize, tag: &str) -> (Vec<f64>, u
             peer.label()
         );
     }
-    (samples, not_seen)
+    RunSamples {
+        latencies: samples,
+        not_seen,
+        closes,
+        binds,
+    }
 }
 
 /// Measures every cross-process peer. Runs are interleaved (run 1 of
@@ -126,23 +156,27 @@ pub fn run(ctx: &Context) -> Vec<Row> {
         _ => (config.handoff_runs, config.handoff_rounds),
     };
     let most_runs = peers.iter().map(|peer| runs_of(peer).0).max().unwrap_or(0);
-    // Per peer: every sample, each run's median, rounds not seen blocked.
-    let mut results = vec![(Vec::new(), Vec::new(), 0); peers.len()];
+    // Per peer: every sample, each run's median, rounds not seen blocked,
+    // the socket's close and bind times.
+    let mut results = vec![(Vec::new(), Vec::new(), 0, Vec::new(), Vec::new()); peers.len()];
     for r in 0..most_runs {
         for (p, peer) in peers.iter().enumerate() {
             let (runs, rounds) = runs_of(peer);
             if r >= runs {
                 continue;
             }
-            let (samples, not_seen) = one_run(ctx, peer, rounds, &format!("handoff-{p}-{r}"));
-            let (all, medians, not_seen_blocked) = &mut results[p];
-            medians.push(median(&samples));
-            all.extend(samples);
-            *not_seen_blocked += not_seen;
+            let run = one_run(ctx, peer, rounds, &format!("handoff-{p}-{r}"));
+            let (all, medians, not_seen_blocked, closes, binds) = &mut results[p];
+            medians.push(median(&run.latencies));
+            all.extend(run.latencies);
+            *not_seen_blocked += run.not_seen;
+            closes.extend(run.closes);
+            binds.extend(run.binds);
         }
     }
     let mut rows = Vec::new();
-    for (peer, (all, medians, not_seen_blocked)) in peers.into_iter().zip(results) {
+    let median_of = |values: &[f64]| (!values.is_empty()).then(|| median(values));
+    for (peer, (all, medians, not_seen_blocked, closes, binds)) in peers.into_iter().zip(results) {
         let row = Row {
             median_ns: median(&medians),
             run_min_ns: medians.iter().copied().fold(f64::INFINITY, f64::min),
@@ -152,6 +186,8 @@ pub fn run(ctx: &Context) -> Vec<Row> {
             samples: all.len(),
             runs: medians.len(),
             not_seen_blocked,
+            socket_close_ns: median_of(&closes),
+            socket_bind_ns: median_of(&binds),
             peer,
         };
         eprintln!(

@@ -312,6 +312,35 @@ impl Report {
                 ratio(default / raw)
             ));
         }
+        let floor_row = self
+            .handoff
+            .iter()
+            .flatten()
+            .find(|r| matches!(r.peer, Peer::FlockSocket));
+        if let Some((close, bind)) =
+            floor_row.and_then(|r| Some((r.socket_close_ns?, r.socket_bind_ns?)))
+        {
+            let uncontended = self.unc(unc::FLOOR_SOCKET);
+            let loop_figure = if uncontended.is_finite() {
+                format!(
+                    "; in the uncontended loop the whole socket + bind + close takes {}",
+                    us(uncontended)
+                )
+            } else {
+                String::new()
+            };
+            notes.push(format!(
+                "Why the socket weighs more in a hand-off than uncontended: in the raw flock + \
+                 socket hand-off, the holder's close of its socket (before it unlocks) takes {} \
+                 and the waiter's socket + bind (once it has the flock) {} (medians of all \
+                 rounds), both inside the one-way latency{loop_figure}. In a hand-off each \
+                 process has slept (the holder about 1 ms, waiting for its turn to release), so \
+                 these calls run cold. The crate makes its socket before it sleeps, so only the \
+                 bind is left after the wake-up; the holder's close stays.",
+                us(close),
+                us(bind),
+            ));
+        }
         if raw.is_finite() && timed.is_finite() && default.is_finite() {
             notes.push(format!(
                 "Hand-off cost of the kernel-waiter thread: a wait that can give up (a timeout or \

@@ -9,6 +9,8 @@
 //! timeout), `flock` (the raw floor: `open(O_CREAT)` + `flock(LOCK_EX)` to
 //! acquire, `close` to release) or `flock-socket` (the same, then
 //! `socket` + `bind` of the legacy abstract socket; released socket first).
+//! In `handoff`, `flock-socket` also says how long its socket work took
+//! (`acquired PID socket_ns=NS T`, `released PID close_ns=NS T`).
 
 use std::io::{BufRead, Read, Write};
 use std::os::unix::io::OwnedFd;
@@ -41,8 +43,9 @@ enum Lock {
 enum Guard {
     Mm(Releaser),
     Flock(OwnedFd),
-    // Field order is drop order: the socket first, as the crate does.
-    FlockSocket(OwnedFd, OwnedFd),
+    // Field order is drop order: the socket first, as the crate does; then
+    // how long the socket + bind after the flock took, ns.
+    FlockSocket(OwnedFd, OwnedFd, i64),
 }
 
 impl Lock {
@@ -75,7 +78,39 @@ impl Lock {
             Lock::Flock(path) => Guard::Flock(raw_flock(path)),
             Lock::FlockSocket(path, socket) => {
                 let file = raw_flock(path);
-                Guard::FlockSocket(bind_abstract(socket), file)
+                let begin = std::time::Instant::now();
+                let socket = bind_abstract(socket);
+                Guard::FlockSocket(socket, file, begin.elapsed().as_nanos() as i64)
+            }
+        }
+    }
+}
+
+impl Guard {
+    /// The `socket_ns=` field of the `acquired` line (the raw floor with the
+    /// socket: its socket + bind after the flock), or "".
+    fn acquired_field(&self) -> String {
+        match self {
+            Guard::FlockSocket(_, _, socket_ns) => format!(" socket_ns={socket_ns}"),
+            _ => String::new(),
+        }
+    }
+
+    /// Releases; returns the `close_ns=` field of the `released` line (the
+    /// raw floor with the socket: the close of its socket before the
+    /// flock's), or "".
+    fn release(self) -> String {
+        match self {
+            Guard::FlockSocket(socket, file, _) => {
+                let begin = std::time::Instant::now();
+                drop(socket);
+                let close_ns = begin.elapsed().as_nanos();
+                drop(file);
+                format!(" close_ns={close_ns}")
+            }
+            other => {
+                drop(other);
+                String::new()
             }
         }
     }
@@ -154,16 +189,17 @@ fn handoff(lock: &Lock) {
                 println!("waiting {pid}");
                 let guard = lock.acquire();
                 let t = now();
+                let field = guard.acquired_field();
                 held = Some(guard);
-                println!("acquired {pid} {t}");
+                println!("acquired {pid}{field} {t}");
             }
             "release" => {
                 let guard = held
                     .take()
                     .unwrap_or_else(|| fail("release while not holding"));
                 let t = now();
-                drop(guard);
-                println!("released {pid} {t}");
+                let field = guard.release();
+                println!("released {pid}{field} {t}");
             }
             other => fail(&format!("handoff: unknown command {other:?}")),
         }
