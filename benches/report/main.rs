@@ -243,11 +243,11 @@ fn find_peers(ctx: &mut Context) {
     ctx.go = go_peer::binary();
     match &ctx.go {
         Some(_) => ctx.go_version = version_of(Path::new("go"), &["version"]),
-        None => ctx.skipped.push(
-            "Go juju/mutex: the Go peer is unavailable (Go or the Debian package \
-             golang-github-juju-mutex-dev is missing; scripts/install-interop-deps.sh installs them)"
-                .to_owned(),
-        ),
+        None => ctx.skipped.push(format!(
+            "Go juju/mutex: the Go peer is unavailable ({}; scripts/install-interop-deps.sh \
+             installs Go and the Debian package golang-github-juju-mutex-dev)",
+            go_peer::unavailable_reason().unwrap_or_else(|| "reason unknown".to_owned())
+        )),
     }
     let python = ctx.python.take();
     match python {
@@ -308,6 +308,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--role") {
         roles::main(&args[1..]);
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--role-scale") {
+        scale::role(&args[1..]);
         return;
     }
     let options = parse_options();

@@ -77,14 +77,22 @@ where
     // The first bar at the top.
     let bars: Vec<&Bar> = bars.iter().rev().collect();
     let height = 90 + 28 * bars.len() as u32;
-    let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
+    // Room for the longest row label (12 px sans-serif: at most about
+    // 5.5 px a character), the bars beside it.
+    let longest = bars
+        .iter()
+        .map(|b| b.label.chars().count())
+        .max()
+        .unwrap_or(0);
+    let label_area = 20 + (longest as u32 * 11) / 2;
+    let root = SVGBackend::new(path, (label_area + 570, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let n = bars.len();
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
-        .y_label_area_size(430)
+        .y_label_area_size(label_area)
         .build_cartesian_2d(x, (0..n.saturating_sub(1)).into_segmented())
         .map_err(|e| e.to_string())?;
     let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
@@ -268,9 +276,15 @@ fn contention(report: &Report, dir: &Path) -> Option<Plot> {
 }
 
 fn draw_contention(path: &Path, series: &[crate::contention::Series]) -> Result<(), String> {
-    let root = SVGBackend::new(path, (1100, 460)).into_drawing_area();
+    // One legend for both panels, in a strip below them (inside a panel it
+    // hid some points).
+    const COLUMNS: usize = 3;
+    let entries = series.len() + 1;
+    let legend_height = 20 + 20 * ((entries + COLUMNS - 1) / COLUMNS) as u32;
+    let root = SVGBackend::new(path, (1100, 460 + legend_height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let (left, right) = root.split_horizontally(560);
+    let (panels, legend) = root.split_vertically(460);
+    let (left, right) = panels.split_horizontally(560);
     let ns: Vec<usize> = series
         .first()
         .map(|s| s.points.iter().map(|p| p.n).collect())
@@ -320,23 +334,11 @@ fn draw_contention(path: &Path, series: &[crate::contention::Series]) -> Result<
             .collect();
         chart
             .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(s.peer.short())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
-            });
+            .map_err(|e| e.to_string())?;
         chart
             .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
             .map_err(|e| e.to_string())?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 12))
-        .draw()
-        .map_err(|e| e.to_string())?;
 
     // Spread: infinite (a process never served) is drawn at the top.
     const CAP: f64 = 10.0;
@@ -367,9 +369,7 @@ fn draw_contention(path: &Path, series: &[crate::contention::Series]) -> Result<
             4,
             RED.stroke_width(1),
         ))
-        .map_err(|e| e.to_string())?
-        .label("target: at most 2")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RED));
+        .map_err(|e| e.to_string())?;
     for s in series {
         let colour = peer_colour(&s.peer);
         let points: Vec<(f64, f64)> = s
@@ -379,23 +379,35 @@ fn draw_contention(path: &Path, series: &[crate::contention::Series]) -> Result<
             .collect();
         chart
             .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(s.peer.short())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
-            });
+            .map_err(|e| e.to_string())?;
         chart
             .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
             .map_err(|e| e.to_string())?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 12))
-        .draw()
-        .map_err(|e| e.to_string())?;
+
+    // The shared legend: one entry per series, then the target line.
+    let mut items: Vec<(String, RGBColor)> = series
+        .iter()
+        .map(|s| (s.peer.short().to_owned(), peer_colour(&s.peer)))
+        .collect();
+    items.push(("target: spread at most 2 (right panel)".to_owned(), RED));
+    for (i, (label, colour)) in items.iter().enumerate() {
+        let x = 70 + 340 * (i % COLUMNS) as i32;
+        let y = 15 + 20 * (i / COLUMNS) as i32;
+        legend
+            .draw(&PathElement::new(
+                vec![(x, y), (x + 24, y)],
+                colour.stroke_width(2),
+            ))
+            .map_err(|e| e.to_string())?;
+        legend
+            .draw(&Text::new(
+                label.clone(),
+                (x + 32, y - 7),
+                ("sans-serif", 12).into_font(),
+            ))
+            .map_err(|e| e.to_string())?;
+    }
     root.present().map_err(|e| e.to_string())
 }
 

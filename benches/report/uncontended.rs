@@ -3,8 +3,8 @@
 //! Every case runs `iters` acquire + release pairs in a timed loop (after a
 //! tenth as many untimed), once per run, the cases' order rotating from run
 //! to run; the figure is the median over runs of the mean per pair. The Go
-//! and Python peers time their own loops the same way (one process per run,
-//! its start-up not timed).
+//! and Python peers time their own loops of `iters` pairs (one process per
+//! run, its start-up not timed; no untimed warm-up).
 
 use std::fs::{File, OpenOptions};
 use std::hint::black_box;
@@ -126,6 +126,9 @@ fn cases(ctx: &Context) -> Vec<Case> {
 
     let kept_path = machine_mutex::lock_file_path(&ctx.name("floor-recheck"));
     let kept = open_create(&kept_path);
+    // The file's identity, read once when it was opened, as the crate
+    // stores it with a kept descriptor.
+    let open = rustix::fs::fstat(&kept).expect("fstat");
     cases.push(Case {
         key: FLOOR_KEPT_RECHECK,
         label: "floor: kept descriptor: flock + lstat(path) re-check + unlock".to_owned(),
@@ -133,7 +136,6 @@ fn cases(ctx: &Context) -> Vec<Case> {
         run: in_process(Box::new(move || {
             // What the crate's kept descriptors cost: after locking, the
             // path must still name the open file (same device and inode).
-            let open = rustix::fs::fstat(&kept).expect("fstat");
             rustix::fs::flock(&kept, FlockOperation::LockExclusive).expect("flock");
             let by_path = rustix::fs::lstat(&kept_path).expect("lstat");
             assert!(by_path.st_ino == open.st_ino && by_path.st_dev == open.st_dev);

@@ -75,6 +75,16 @@ pub fn binary() -> Option<PathBuf> {
     }
 }
 
+/// Why the peer is unavailable, once [`binary`] has tried to build it;
+/// `None` when it is available or not yet tried (the benchmark report
+/// prints it among the skipped peers).
+#[allow(dead_code)] // used by the benchmark report, not by every test binary
+pub fn unavailable_reason() -> Option<String> {
+    let slot = PEER.lock().unwrap_or_else(|e| e.into_inner());
+    slot.as_ref()
+        .and_then(|built| built.as_ref().err().cloned())
+}
+
 fn gopath() -> String {
     std::env::var(GOPATH_ENV).unwrap_or_else(|_| DEFAULT_GOPATH.to_owned())
 }
