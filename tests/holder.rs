@@ -354,6 +354,53 @@ fn legacy_socket_holder_is_reported() {
     assert_eq!(holder(&name).unwrap(), None);
 }
 
+/// A process of this crate that has taken the flock but still waits for the
+/// legacy socket, which a juju/mutex v1 process has bound, is not the
+/// holder: the v1 process is reported (the waiting message of the CLI
+/// named the waiter itself, found by a review helper).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_flock_holder_waiting_for_the_socket_is_not_reported() {
+    let name = unique_name("holder-v1-first");
+    let mut v1 = spawn_child("legacy-bind", &name, &[]);
+    let v1_pid: u32 = v1.expect_line("bound").parse().unwrap();
+    let mut waiter = spawn_child("acquire", &name, &[]);
+    waiter.expect_line("started");
+    let waiter_pid = waiter.child.id();
+    // Until /proc/locks shows the waiter granted the flock (it then polls
+    // the socket every `delay`).
+    let path = lock_file_path(&name);
+    let granted = format!("FLOCK  ADVISORY  WRITE {waiter_pid} ");
+    let limit = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let locks = fs::read_to_string("/proc/locks").unwrap();
+        let inode = fs::metadata(&path).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        let held = inode.map_or(false, |inode| {
+            locks.lines().any(|line| {
+                !line.contains("->")
+                    && line.contains(&granted)
+                    && line.contains(&format!(":{inode} "))
+            })
+        });
+        if held {
+            break;
+        }
+        assert!(std::time::Instant::now() < limit, "the waiter never took the flock");
+        std::thread::yield_now();
+    }
+
+    let found = holder(&name).unwrap().expect("held");
+    assert_eq!(found.lock(), HeldLock::LegacySocket, "{found}");
+    assert_eq!(found.pid(), Some(v1_pid), "{found}");
+
+    v1.release();
+    v1.expect_line("unbound");
+    waiter.expect_line("acquired");
+    let _ = waiter.finish();
+    let _ = v1.finish();
+    assert_eq!(holder(&name).unwrap(), None);
+}
+
 /// A lock path that no acquisition would lock (a symbolic link, a
 /// directory) is an error naming the path, not "free".
 #[test]

@@ -58,9 +58,17 @@ pub(crate) fn holder(name: &str, path: &Path) -> Result<Option<Holder>, Error> {
         Reading::Known(file) => file,
         Reading::NoProcLocks => super::super::unix::probe_holder(name, path)?,
     };
+    let socket = legacy_socket_name(name);
     match file {
-        Some(holder) => Ok(Some(holder)),
-        None => Ok(procfs.legacy_holder(&legacy_socket_name(name))),
+        // A process with the flock but not the bound socket, while another
+        // process has the socket bound, is still waiting for the socket
+        // (or does not use it): the socket's holder is the one inside.
+        Some(holder) => Ok(Some(
+            procfs
+                .socket_bound_by_another(&socket, &holder)
+                .unwrap_or(holder),
+        )),
+        None => Ok(procfs.legacy_holder(&socket)),
     }
 }
 
@@ -312,6 +320,33 @@ impl Procfs {
     /// The process that has the legacy abstract socket `socket` (as
     /// `/proc/net/unix` prints it, `@...`) bound, if any is.
     fn legacy_holder(&self, socket: &str) -> Option<Holder> {
+        let target = self.bound_socket(socket)?;
+        let pid = self.scan(|pid| self.has_open(pid, &target));
+        Some(match pid {
+            Some(pid) => self.process(HeldLock::LegacySocket, pid),
+            None => Holder::unknown(HeldLock::LegacySocket),
+        })
+    }
+
+    /// The process that has the legacy socket bound, when that is not the
+    /// flock's `holder` and can be named: then `holder` is waiting for the
+    /// socket (a juju/mutex v1 process has it) or does not use it. `None`
+    /// when the socket is free, bound by `holder` itself, or its process
+    /// cannot be found (then `holder` stands).
+    fn socket_bound_by_another(&self, socket: &str, holder: &Holder) -> Option<Holder> {
+        let target = self.bound_socket(socket)?;
+        if let Some(pid) = holder.pid() {
+            if self.has_open(pid, &target) {
+                return None;
+            }
+        }
+        let pid = self.scan(|pid| self.has_open(pid, &target))?;
+        Some(self.process(HeldLock::LegacySocket, pid))
+    }
+
+    /// `socket:[INODE]`, the `/proc/PID/fd` link of the socket bound to the
+    /// abstract name `socket` (as `/proc/net/unix` shows it), if one is.
+    fn bound_socket(&self, socket: &str) -> Option<String> {
         let table = fs::read_to_string(self.root.join("net").join("unix")).ok()?;
         let inode = table.lines().skip(1).find_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
@@ -320,20 +355,17 @@ impl Procfs {
                 _ => None,
             }
         })?;
-        let target = format!("socket:[{inode}]");
-        let pid = self.scan(|pid| {
-            let fds = match fs::read_dir(self.root.join(pid.to_string()).join("fd")) {
-                Ok(fds) => fds,
-                Err(_) => return false,
-            };
-            fds.flatten().any(|fd| {
-                fs::read_link(fd.path()).map_or(false, |link| link.as_os_str() == target.as_str())
-            })
-        });
-        Some(match pid {
-            Some(pid) => self.process(HeldLock::LegacySocket, pid),
-            None => Holder::unknown(HeldLock::LegacySocket),
-        })
+        Some(format!("socket:[{inode}]"))
+    }
+
+    /// Whether process `pid` has a descriptor whose link reads `target`.
+    fn has_open(&self, pid: u32, target: &str) -> bool {
+        let fds = match fs::read_dir(self.root.join(pid.to_string()).join("fd")) {
+            Ok(fds) => fds,
+            Err(_) => return false,
+        };
+        fds.flatten()
+            .any(|fd| fs::read_link(fd.path()).map_or(false, |link| link.as_os_str() == target))
     }
 }
 
