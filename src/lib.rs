@@ -139,7 +139,7 @@ pub use crate::error::{Error, InvalidSpec};
 pub use crate::holder::{holder, HeldLock, Holder};
 pub use crate::namespace::{mutex_object_name, Namespace};
 pub use crate::releaser::Releaser;
-pub use crate::spec::{lock_file_path, validate_name, Spec, MAX_NAME_LEN};
+pub use crate::spec::{lock_dir, lock_file_path, validate_name, Spec, MAX_NAME_LEN};
 pub use crate::wakeup::Wakeup;
 
 /// Acquires the mutex described by `spec`: the Go package's `Acquire`.

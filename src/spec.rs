@@ -463,8 +463,23 @@ pub fn validate_name(name: &str) -> Result<(), InvalidSpec> {
     Ok(())
 }
 
+/// The directory of the lock files, read from the environment at each call.
+///
+/// # Unix
+/// As Go's `os.TempDir()`: `$TMPDIR` when it is set and not empty, else
+/// `/tmp` (see [`lock_file_path`] for how this differs from
+/// `std::env::temp_dir()`). Nothing is created or checked: the directory
+/// may not exist.
+///
+/// # Windows
+/// `std::env::temp_dir()`; no lock files are used there (the mutex is a
+/// named kernel object, see [`mutex_object_name`](crate::mutex_object_name)).
+pub fn lock_dir() -> PathBuf {
+    crate::sys::temp_dir()
+}
+
 /// The lock file of the mutex `name`: `juju-NAME` in the temporary
-/// directory, the same file as the Go package. It does not check the name.
+/// directory ([`lock_dir`]), the same file as the Go package. It does not check the name.
 ///
 /// # Unix
 /// The directory follows Go's `os.TempDir()`: `$TMPDIR` when it is set and
@@ -485,7 +500,7 @@ pub fn validate_name(name: &str) -> Result<(), InvalidSpec> {
 pub fn lock_file_path(name: &str) -> PathBuf {
     // One buffer: the directory read from the environment, grown once to
     // its final length (the fast path allocates nothing else for the path).
-    let mut path = crate::sys::temp_dir().into_os_string();
+    let mut path = lock_dir().into_os_string();
     path.reserve_exact(1 + 5 + name.len());
     let mut path = PathBuf::from(path);
     path.push("juju-");

@@ -106,7 +106,9 @@ fn query(name: &str) -> Result<Option<Holder>, CliError> {
 
 /// Runs `list`.
 pub fn list(args: &ListArgs) -> Result<ExitStatus, CliError> {
-    let dir = std::env::temp_dir();
+    // TMPDIR, else /tmp, as the lock files (not std::env::temp_dir(), which
+    // takes an empty TMPDIR as it is).
+    let dir = machine_mutex::lock_dir();
     let mut reports = Vec::new();
     for name in lock_names(&dir)? {
         reports.push(LockReport::new(&name, query(&name)?.as_ref()));

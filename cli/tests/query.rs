@@ -233,3 +233,33 @@ fn list_of_a_missing_directory_fails_with_71() {
     );
     assert_eq!(err.lines().count(), 1);
 }
+
+/// `list` with TMPDIR set but empty lists /tmp, where `run` (as Go's
+/// `os.TempDir()`) puts the lock files then (it failed, reading "").
+#[test]
+fn list_with_an_empty_tmpdir_lists_tmp() {
+    let scratch = Scratch::new();
+    let name = scratch.name("list-empty-tmpdir");
+    let lock_file = std::path::Path::new("/tmp").join(format!("juju-{name}"));
+    let with_empty_tmpdir = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(args)
+            .env("TMPDIR", "")
+            .output()
+            .unwrap()
+    };
+    let out = with_empty_tmpdir(&["run", &name, "--", "true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(lock_file.exists());
+    let out = with_empty_tmpdir(&["list", "--json"]);
+    let _ = std::fs::remove_file(&lock_file);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let list = json(&out.stdout);
+    let entry = list
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .find(|e| e["name"] == name.as_str())
+        .unwrap_or_else(|| panic!("{name} not listed: {list}"));
+    assert_eq!(entry["state"], "free");
+}
