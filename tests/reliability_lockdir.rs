@@ -73,6 +73,23 @@ fn tmpdir_missing() {
     assert!(!missing.exists(), "nothing was created");
 }
 
+/// TMPDIR names a directory that exists but cannot hold files (/proc):
+/// the hint does not claim it is missing (found by a review helper).
+#[cfg(target_os = "linux")]
+#[test]
+fn tmpdir_that_cannot_hold_files() {
+    let proc_dir = Path::new("/proc");
+    let name = unique_name("dir-proc");
+    let results = attempt_both(&name, proc_dir, None);
+    eprintln!("{results:?}");
+    assert_io_error(
+        &results,
+        &faults::lock_path_in(proc_dir, &name),
+        "No such file or directory",
+        "/proc cannot hold lock files; set TMPDIR",
+    );
+}
+
 /// TMPDIR names a regular file.
 #[test]
 fn tmpdir_is_a_regular_file() {

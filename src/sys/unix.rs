@@ -537,7 +537,11 @@ fn open_error(action: &'static str, path: &Path, errno: Errno) -> Error {
                 "the directory {dir} is not writable by this user; set TMPDIR to one that is"
             ),
         }),
-        Errno::NOENT => Some(format!("the directory {dir} does not exist; check TMPDIR")),
+        Errno::NOENT => Some(match rustix::fs::stat(path.parent().unwrap_or(path)) {
+            Err(_) => format!("the directory {dir} does not exist; check TMPDIR"),
+            // It exists, but cannot hold the file (such as /proc).
+            Ok(_) => format!("{dir} cannot hold lock files; set TMPDIR to a temporary directory"),
+        }),
         Errno::NOTDIR => Some(format!("{dir} is not a directory; check TMPDIR")),
         Errno::ROFS => Some(format!(
             "{dir} is on a read-only file system; set TMPDIR elsewhere"
