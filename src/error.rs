@@ -78,8 +78,11 @@ impl Error {
 
 impl From<Error> for io::Error {
     /// Maps to the matching [`io::ErrorKind`]: `TimedOut`, `Interrupted`
-    /// (cancelled), `WouldBlock`, `InvalidInput`; an I/O error is returned as
-    /// it was, with the path added to its message.
+    /// (cancelled), `WouldBlock`, `InvalidInput`; an I/O error keeps its
+    /// kind. The result wraps this error (its message, with the path and
+    /// hint; [`io::Error::get_ref`] gives it back), so its
+    /// [`raw_os_error`](io::Error::raw_os_error) is `None`: the OS error is
+    /// the `source` of [`Error::Io`].
     fn from(err: Error) -> io::Error {
         let kind = match &err {
             Error::InvalidSpec(_) => io::ErrorKind::InvalidInput,

@@ -100,9 +100,13 @@
 //! file system) and, for the legacy socket, the same network namespace.
 //! flock(2) locks belong to the open file description: a child forked
 //! without exec shares the holder's descriptor; the holder's release still
-//! frees the mutex at once (it unlocks explicitly), and the child's copy of
-//! the guard never releases it (see [`Releaser`], "fork without exec"). A
-//! program the holder executes does not inherit it (close-on-exec).
+//! frees the flock at once (it unlocks explicitly), and the child's copy of
+//! the guard never releases it (see [`Releaser`], "fork without exec"). The
+//! legacy socket (Linux, on by default) cannot be unbound that way: while
+//! such a child keeps its copy, the name stays bound and other processes
+//! still wait for it, so programs that fork long-lived children while
+//! holding should turn the socket off. A program the holder executes
+//! inherits neither (close-on-exec).
 //!
 //! Faults the crate is tested against (killed holders, signals, descriptor
 //! exhaustion, bad or hostile temp dirs, other users, temp-dir cleaners,

@@ -385,7 +385,10 @@ fn a_flock_holder_waiting_for_the_socket_is_not_reported() {
         if held {
             break;
         }
-        assert!(std::time::Instant::now() < limit, "the waiter never took the flock");
+        assert!(
+            std::time::Instant::now() < limit,
+            "the waiter never took the flock"
+        );
         std::thread::yield_now();
     }
 

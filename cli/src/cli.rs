@@ -40,7 +40,9 @@ pub enum Command {
     /// directly). SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to machine-mutex
     /// are passed on to COMMAND; the mutex stays held until COMMAND has
     /// ended, and machine-mutex exits with COMMAND's status. COMMAND does not
-    /// inherit the lock's descriptor.
+    /// inherit the lock's descriptor (as flock(1) -o): if machine-mutex
+    /// itself is killed with SIGKILL, which it cannot pass on, the mutex is
+    /// free at once while COMMAND may still run.
     ///
     /// COMMAND is looked up in PATH before the mutex is taken: a missing one
     /// fails at once (127) instead of after the wait.
