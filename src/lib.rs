@@ -102,11 +102,9 @@
 //! without exec shares the holder's descriptor; the holder's release still
 //! frees the flock at once (it unlocks explicitly), and the child's copy of
 //! the guard never releases it (see [`Releaser`], "fork without exec"). The
-//! legacy socket (Linux, on by default) cannot be unbound that way: while
-//! such a child keeps its copy, the name stays bound and other processes
-//! still wait for it, so programs that fork long-lived children while
-//! holding should turn the socket off. A program the holder executes
-//! inherits neither (close-on-exec).
+//! child gets no working copy of the legacy socket (Linux): a fork handler
+//! replaces it, so the release frees its name at once too. A program the
+//! holder executes inherits neither (close-on-exec).
 //!
 //! Faults the crate is tested against (killed holders, signals, descriptor
 //! exhaustion, bad or hostile temp dirs, other users, temp-dir cleaners,

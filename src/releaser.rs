@@ -32,11 +32,16 @@ use crate::Error;
 ///   parent that wants to hand the mutex to a forked child does exactly
 ///   that: it exits (or [`std::mem::forget`]s the guard) instead of releasing.
 ///
-/// The legacy socket (Linux) is shared the same way but only closed: the
-/// socket name stays bound while a forked child keeps its copy, and the
-/// next holder waits for it (polling every [`Spec::delay`](crate::Spec::delay)).
-/// Turn it off ([`Spec::with_legacy_socket`](crate::Spec::with_legacy_socket))
-/// in programs that fork long-lived children while holding the mutex.
+/// The legacy socket (Linux) cannot be released for all copies at once (a
+/// socket name stays bound until its last copy is closed), so it is not
+/// shared: a fork handler (`pthread_atfork(3)`) puts `/dev/null` in the
+/// child's copy of each of this process's legacy socket descriptors (the
+/// descriptor number stays valid). So the release frees the socket name at
+/// once too, and a parent that exits without releasing leaves its child the
+/// flock only: processes of this crate and Go's v2 still wait for the
+/// child, juju/mutex v1 processes (socket only) no longer do. A child made
+/// without fork handlers (a raw `clone`, `vfork`) keeps a copy of the
+/// socket, and the name stays bound until it exits or execs.
 ///
 /// # Windows
 /// A Windows mutex can only be released by the thread that acquired it, so

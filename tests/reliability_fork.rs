@@ -3,8 +3,8 @@
 //! rule (see `Releaser`): the acquiring process owns the mutex. Its release
 //! frees the mutex even while forked children live; the guard's copy in a
 //! child never releases the parent's hold; a parent that exits without
-//! releasing leaves the mutex to its children. The legacy socket is only
-//! closed, so it stays bound while a child keeps a copy.
+//! releasing leaves the flock to its children. The legacy socket is not
+//! shared: the fork handler replaces a child's copy with /dev/null.
 // Linux: /proc, abstract sockets, Linux errno texts. Tests build with
 // current stable; only the library keeps to Rust 1.63.
 #![cfg(target_os = "linux")]
@@ -291,6 +291,23 @@ impl Forked {
             .any(|target| target == path)
     }
 
+    /// Whether the child has the legacy socket of `name` open (its
+    /// `/proc/PID/fd` links to the inode `/proc/net/unix` lists for it).
+    fn has_socket_bound(&self, name: &str) -> bool {
+        let wanted = format!("@/var/lib/juju/mutex-/{name}");
+        let table = std::fs::read_to_string("/proc/net/unix").unwrap();
+        let inode = table.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.len() == 8 && fields[7] == wanted).then(|| fields[6].to_owned())
+        });
+        let Some(inode) = inode else { return false };
+        let target = format!("socket:[{inode}]");
+        std::fs::read_dir(format!("/proc/{}/fd", self.0))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .any(|link| link.as_os_str() == target.as_str())
+    }
+
     fn alive(&self) -> bool {
         faults::runs_user_code(self.0 as u32)
     }
@@ -487,29 +504,32 @@ fn a_parent_that_exits_leaves_the_mutex_to_its_child() {
     );
 }
 
-/// With the legacy socket (Linux default): the release frees the flock at
-/// once, but the socket name stays bound while the forked child keeps its
-/// copy (a socket cannot be unbound for all copies), so legacy-socket users
-/// wait until the child ends (documented: turn the socket off in programs
-/// that fork while holding).
+/// With the legacy socket (Linux default): the release frees the flock and
+/// the socket name at once, while the forked child lives: the fork handler
+/// put /dev/null in place of the child's copy of the socket (a socket is
+/// one object for all copies: the child's copy kept the name bound until
+/// the child ended).
 #[test]
-fn legacy_socket_stays_bound_while_a_forked_child_lives() {
+fn legacy_socket_is_free_after_the_release_while_a_forked_child_lives() {
     let name = unique_name("fork-legacy");
     let (mut holder, forked) = Forked::start(&name, "idle", true);
-    holder.send("release");
-    holder.expect_line("released");
-    drop(try_flock(&name).expect("the flock is free"));
+    assert!(forked.alive());
+    assert!(
+        !forked.has_socket_bound(&name),
+        "the child's copy of the socket was replaced"
+    );
     assert!(
         matches!(Spec::new(&name).try_acquire(), Err(Error::WouldBlock)),
-        "the socket is still bound by the child's copy"
+        "still held by the parent"
     );
-    drop(forked);
+    holder.send("release");
+    holder.expect_line("released");
+    assert!(forked.alive());
     drop(
         Spec::new(&name)
-            .with_delay(Duration::from_millis(5))
-            .with_timeout(LIMIT)
-            .acquire()
-            .expect("free once the child is gone"),
+            .try_acquire()
+            .expect("the flock and the socket are free while the child lives"),
     );
+    drop(forked);
     assert!(holder.finish().success());
 }

@@ -10,10 +10,11 @@
 //! keep two counters, so a release learns without a system call whether the
 //! process has forked.
 
-use std::os::unix::io::OwnedFd;
+use std::mem::ManuallyDrop;
+use std::os::unix::io::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Once;
+use std::sync::{Mutex, MutexGuard, Once, PoisonError};
 
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
@@ -28,10 +29,89 @@ pub(crate) use self::holder::holder;
 
 /// A legacy socket, bound once [`bind`](LegacyBackend::bind) said so;
 /// dropping it closes the socket and frees the name.
+///
+/// Its descriptor is listed in [`SOCKETS`] from its making to its closing,
+/// so that a child forked meanwhile gets its copy replaced (`in_child`):
+/// a socket is one object for all copies, and a child's copy would keep
+/// the name bound after this process's release, or (made before the fork,
+/// bound after it) bind it for the child too.
 #[derive(Debug)]
 pub(crate) struct LegacySocket {
-    fd: OwnedFd,
+    /// Closed by `drop`, under the [`SOCKETS`] lock.
+    fd: ManuallyDrop<OwnedFd>,
     addr: SocketAddrUnix,
+}
+
+/// The descriptors of this process's legacy sockets. Each is made and
+/// listed, and unlisted and closed, under this lock, which the fork
+/// handlers hold across a fork: a forked child's list names exactly its
+/// copies of them.
+static SOCKETS: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
+
+fn sockets() -> MutexGuard<'static, Vec<RawFd>> {
+    SOCKETS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+thread_local! {
+    /// The socket list's lock, held by the forking thread across a fork.
+    static SOCKETS_HELD_FOR_FORK: std::cell::RefCell<Option<MutexGuard<'static, Vec<RawFd>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Fork prepare handler: takes the socket list's lock.
+fn hold_sockets_for_fork() {
+    let guard = sockets();
+    let _ = SOCKETS_HELD_FOR_FORK.try_with(|held| *held.borrow_mut() = Some(guard));
+}
+
+/// Fork parent and child handlers: in the child, first puts `/dev/null`
+/// (close-on-exec) in place of each listed socket descriptor, with
+/// `dup3(2)`: the descriptor number stays valid, so the child's copy of a
+/// guard closes it as before, and the child no longer refers to the socket,
+/// whose name the parent's release then frees at once. Then lets the lock
+/// go. If `/dev/null` cannot be opened (no `/dev`, no descriptor left) the
+/// copies stay, as without this handler. Async-signal-safe: open, dup3,
+/// close.
+fn release_sockets_after_fork(in_child: bool) {
+    let _ = SOCKETS_HELD_FOR_FORK.try_with(|held| {
+        let mut held = held.borrow_mut();
+        if let (true, Some(list)) = (in_child, held.as_ref()) {
+            if !list.is_empty() {
+                // SAFETY: a NUL-terminated path; the result is checked.
+                let null = unsafe {
+                    libc::open(
+                        b"/dev/null\0".as_ptr().cast(),
+                        libc::O_RDWR | libc::O_CLOEXEC,
+                    )
+                };
+                if null >= 0 {
+                    for &fd in list.iter() {
+                        // SAFETY: `fd` is this child's copy of a listed
+                        // socket; it becomes /dev/null, still open.
+                        unsafe { libc::dup3(null, fd, libc::O_CLOEXEC) };
+                    }
+                    // SAFETY: `null` was opened above and is not used again.
+                    unsafe { libc::close(null) };
+                }
+            }
+        }
+        drop(held.take());
+    });
+}
+
+impl Drop for LegacySocket {
+    fn drop(&mut self) {
+        let mut list = sockets();
+        let raw = self.fd.as_raw_fd();
+        if let Some(at) = list.iter().position(|&listed| listed == raw) {
+            list.swap_remove(at);
+        }
+        // Closed before the lock is let go: a fork cannot come between
+        // (its child would replace a number that something else may have
+        // opened by then).
+        // SAFETY: taken once, here; `self` is not used again.
+        drop(unsafe { ManuallyDrop::take(&mut self.fd) });
+    }
 }
 
 impl LegacyBackend for LegacySocket {
@@ -44,6 +124,9 @@ impl LegacyBackend for LegacySocket {
         target[..SOCKET_PREFIX.len()].copy_from_slice(SOCKET_PREFIX.as_bytes());
         target[SOCKET_PREFIX.len()..].copy_from_slice(name.as_bytes());
         let addr = SocketAddrUnix::new_abstract_name(target).map_err(fail)?;
+        // The fork handlers must run from now on.
+        let _ = fork_stamp();
+        let mut list = sockets();
         let fd = rustix::net::socket_with(
             AddressFamily::UNIX,
             SocketType::STREAM,
@@ -57,11 +140,15 @@ impl LegacyBackend for LegacySocket {
             hint: matches!(e, Errno::MFILE | Errno::NFILE)
                 .then(|| super::unix::TOO_MANY_FILES_HINT.to_owned()),
         })?;
-        Ok(LegacySocket { fd, addr })
+        list.push(fd.as_raw_fd());
+        Ok(LegacySocket {
+            fd: ManuallyDrop::new(fd),
+            addr,
+        })
     }
 
     fn bind(&mut self) -> Result<bool, Error> {
-        match rustix::net::bind(&self.fd, &self.addr) {
+        match rustix::net::bind(&*self.fd, &self.addr) {
             Ok(()) => Ok(true),
             Err(Errno::ADDRINUSE) => Ok(false),
             Err(e) => {
@@ -103,6 +190,7 @@ extern "C" fn before_fork() {
     crate::handoff::hold_for_fork();
     super::unix::hold_kept_for_fork();
     fair_queue::hold_for_fork();
+    hold_sockets_for_fork();
     #[cfg(feature = "async")]
     crate::timer::hold_for_fork();
 }
@@ -111,6 +199,7 @@ extern "C" fn before_fork() {
 extern "C" fn in_parent() {
     #[cfg(feature = "async")]
     crate::timer::release_after_fork();
+    release_sockets_after_fork(false);
     fair_queue::release_after_fork(false);
     super::unix::release_kept_after_fork(false);
     crate::handoff::release_after_fork();
@@ -124,6 +213,7 @@ extern "C" fn in_child() {
     PID.store(0, Ordering::SeqCst);
     #[cfg(feature = "async")]
     crate::timer::release_after_fork();
+    release_sockets_after_fork(true);
     fair_queue::release_after_fork(true);
     super::unix::release_kept_after_fork(true);
     crate::handoff::release_after_fork();
