@@ -45,7 +45,10 @@ pub enum Command {
     /// free at once while COMMAND may still run.
     ///
     /// COMMAND is looked up in PATH before the mutex is taken: a missing one
-    /// fails at once (127) instead of after the wait.
+    /// fails at once (127) instead of after the wait. As with execvp(3) (and
+    /// flock(1)), an executable file with no `#!` line that the system
+    /// cannot execute is run by /bin/sh; a file whose `#!` interpreter is
+    /// missing cannot be executed (126).
     ///
     /// While the wait lasts longer than about a second, stderr says what it
     /// waits for and who holds it: updated in place on a terminal, a single

@@ -63,6 +63,19 @@ pub enum CliError {
     #[error("{}: command not found", .program.to_string_lossy())]
     NotFound { program: OsString },
 
+    /// COMMAND exists, but execve(2) did not find its interpreter (that
+    /// of its `#!` line, or the loader of a binary).
+    #[error("cannot run {}: the file exists, but its interpreter{} could not be run: {source}",
+        .program.to_string_lossy(),
+        .interpreter.as_ref().map(|i| format!(" {i}")).unwrap_or_default())]
+    BadInterpreter {
+        program: OsString,
+        /// The interpreter its `#!` line names, if it has one.
+        interpreter: Option<String>,
+        #[source]
+        source: io::Error,
+    },
+
     /// COMMAND could not be started.
     #[error("cannot run {}: {source}", .program.to_string_lossy())]
     Spawn {
@@ -96,7 +109,7 @@ impl CliError {
             CliError::Spawn { source, .. } if source.kind() == io::ErrorKind::NotFound => {
                 ExitStatus::NotFound
             }
-            CliError::Spawn { .. } => ExitStatus::CannotExecute,
+            CliError::Spawn { .. } | CliError::BadInterpreter { .. } => ExitStatus::CannotExecute,
         }
     }
 }

@@ -2,8 +2,9 @@
 //! it has ended, exit with its status.
 
 use std::ffi::OsString;
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use machine_mutex::CancelToken;
@@ -32,12 +33,22 @@ pub fn run(
     let mut guard = acquire(lock, wait, &token, &router)?;
     let mut process = Command::new(program);
     process.args(args);
-    let spawned = router
-        .spawn_forwarding(&mut process)
-        .map_err(|source| CliError::Spawn {
-            program: program.clone(),
-            source,
-        })?;
+    let spawned = match router.spawn_forwarding(&mut process) {
+        // Neither a binary nor a `#!` script: run it with /bin/sh, as
+        // execvp(3) does (and so flock(1)); std's spawn does not.
+        Err(e) if rustix::io::Errno::from_io_error(&e) == Some(rustix::io::Errno::NOEXEC) => {
+            match resolve(program) {
+                Some(path) => {
+                    let mut shell = Command::new("/bin/sh");
+                    shell.arg(path).args(args);
+                    router.spawn_forwarding(&mut shell)
+                }
+                None => Err(e),
+            }
+        }
+        other => other,
+    }
+    .map_err(|source| spawn_error(program, source))?;
     let mut child = match spawned {
         Some(child) => child,
         None => {
@@ -92,4 +103,47 @@ fn check_program(program: &OsString) -> Result<(), CliError> {
         }
         Ok(_) => Ok(()),
     }
+}
+
+/// The file `program` names: itself if it has a '/', else its match in PATH.
+fn resolve(program: &OsString) -> Option<PathBuf> {
+    if program.as_encoded_bytes().contains(&b'/') {
+        Some(PathBuf::from(program))
+    } else {
+        which::which(program).ok()
+    }
+}
+
+/// The error for a COMMAND that could not be started. execve(2) says
+/// ENOENT also when the file exists but its interpreter does not (a `#!`
+/// line's, or the loader of a binary): that is "cannot execute" (126), not
+/// "not found" (127).
+fn spawn_error(program: &OsString, source: std::io::Error) -> CliError {
+    if source.kind() == std::io::ErrorKind::NotFound {
+        if let Some(path) = resolve(program).filter(|path| path.is_file()) {
+            return CliError::BadInterpreter {
+                program: program.clone(),
+                interpreter: interpreter(&path),
+                source,
+            };
+        }
+    }
+    CliError::Spawn {
+        program: program.clone(),
+        source,
+    }
+}
+
+/// The interpreter a `#!` line at the start of `path` names: the first word
+/// after `#!`, as the kernel reads it (within the first 256 bytes).
+fn interpreter(path: &Path) -> Option<String> {
+    let mut head = Vec::with_capacity(256);
+    std::fs::File::open(path)
+        .and_then(|file| file.take(256).read_to_end(&mut head))
+        .ok()?;
+    let line = head.strip_prefix(b"#!")?.split(|&b| b == b'\n').next()?;
+    let word = line
+        .split(|&b| b == b' ' || b == b'\t')
+        .find(|word| !word.is_empty())?;
+    Some(String::from_utf8_lossy(word).into_owned())
 }

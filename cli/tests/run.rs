@@ -238,6 +238,78 @@ fn missing_or_unrunnable_command_fails_before_locking() {
     }
 }
 
+/// Writes an executable file `name` in `dir` with `text`.
+fn script(dir: &std::path::Path, name: &str, text: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// An executable file without a `#!` line is run by /bin/sh, as execvp(3)
+/// and flock(1) do, whether given as a path or found in PATH ($0 is then
+/// its full path, as with execvp), holding the mutex; its status is passed on.
+#[test]
+fn executable_without_hash_bang_is_run_by_sh() {
+    let scratch = Scratch::new();
+    let name = scratch.name("no-hash-bang");
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("echo \"$0 [$1] [$2]\"\n\"{BIN}\" status \"$3\"\nexit 5\n");
+    let path = script(dir.path(), "plain-script", &text);
+    for verb in ["run", "try"] {
+        for program in [path.as_str(), "plain-script"] {
+            let out = scratch
+                .output_with_path(dir.path(), &[verb, &name, "--", program, "a b", "", &name]);
+            assert_eq!(
+                out.status.code(),
+                Some(5),
+                "{verb} {program}: {}",
+                stderr(&out)
+            );
+            let mut lines = stdout(&out).lines().map(str::to_owned).collect::<Vec<_>>();
+            assert_eq!(
+                lines.remove(0),
+                format!("{path} [a b] []"),
+                "{verb} {program}"
+            );
+            assert!(
+                lines[0].starts_with(&format!("{name}: held by ")),
+                "{verb} {program}: {lines:?}"
+            );
+            assert_eq!(stderr(&out), "");
+        }
+    }
+}
+
+/// A script whose `#!` interpreter is missing exists, so it is not "not
+/// found" (127): it cannot be executed (126), and the message says why.
+#[test]
+fn missing_hash_bang_interpreter_is_126_bad_interpreter() {
+    let scratch = Scratch::new();
+    let name = scratch.name("bad-interp");
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(
+        dir.path(),
+        "bad-interp",
+        "#! /nonexistent/interp-mm -x\necho hi\n",
+    );
+    for verb in ["run", "try"] {
+        for program in [path.as_str(), "bad-interp"] {
+            let out = scratch.output_with_path(dir.path(), &[verb, &name, "--", program]);
+            assert_eq!(out.status.code(), Some(126), "{verb} {program}");
+            assert_eq!(
+                stderr(&out),
+                format!(
+                    "machine-mutex: cannot run {program}: the file exists, but its interpreter \
+                     /nonexistent/interp-mm could not be run: No such file or directory (os error 2)\n"
+                )
+            );
+            assert_eq!(stdout(&out), "");
+        }
+    }
+}
+
 /// When the lock file cannot be created (TMPDIR does not exist), `run`,
 /// `try` and `hold` fail with 71 and one line naming the file and the cause.
 #[test]

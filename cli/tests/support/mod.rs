@@ -61,6 +61,22 @@ impl Scratch {
         child.wait_with_output().expect("wait for machine-mutex")
     }
 
+    /// Runs `machine-mutex ARGS` to the end with `dir` first in PATH.
+    pub fn output_with_path(&self, dir: &Path, args: &[&str]) -> Output {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let path = std::env::join_paths(
+            std::iter::once(dir.to_owned()).chain(std::env::split_paths(&path)),
+        )
+        .expect("PATH");
+        let child = self
+            .command(args)
+            .env("PATH", path)
+            .spawn()
+            .expect("run machine-mutex");
+        let _watchdog = Watchdog::new(child.id());
+        child.wait_with_output().expect("wait for machine-mutex")
+    }
+
     /// Starts `machine-mutex ARGS` with stdin a pipe.
     pub fn spawn(&self, args: &[&str]) -> Proc {
         let mut cmd = self.command(args);
