@@ -37,12 +37,12 @@ pub enum Command {
     ///
     /// COMMAND runs with machine-mutex's standard input, output and error,
     /// in the same process group (Ctrl-C at a terminal reaches it
-    /// directly). SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to machine-mutex
-    /// are passed on to COMMAND; the mutex stays held until COMMAND has
-    /// ended, and machine-mutex exits with COMMAND's status. COMMAND does not
-    /// inherit the lock's descriptor (as flock(1) -o): if machine-mutex
-    /// itself is killed with SIGKILL, which it cannot pass on, the mutex is
-    /// free at once while COMMAND may still run.
+    /// directly). SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGPIPE sent to
+    /// machine-mutex are passed on to COMMAND; the mutex stays held until
+    /// COMMAND has ended, and machine-mutex exits with COMMAND's status.
+    /// COMMAND does not inherit the lock's descriptor (as flock(1) -o): if
+    /// machine-mutex itself is killed with SIGKILL, which it cannot pass on,
+    /// the mutex is free at once while COMMAND may still run.
     ///
     /// COMMAND is looked up in PATH before the mutex is taken: a missing one
     /// fails at once (127) instead of after the wait. As with execvp(3) (and
@@ -64,14 +64,14 @@ pub enum Command {
     #[command(after_help = TRY_AFTER_HELP)]
     Try(TryArgs),
 
-    /// Acquire NAME and hold it until SIGINT, SIGTERM, SIGHUP, SIGQUIT or end of standard input.
+    /// Acquire NAME and hold it until a signal or the end of standard input.
     ///
     /// Once acquired, prints one line on stdout, `holds NAME as PID N` (a
     /// JSON object with --json), then holds the mutex until it receives
-    /// SIGINT, SIGTERM, SIGHUP or SIGQUIT, or until its standard input
-    /// reaches end of file (Ctrl-D at a terminal, the writer closing a
-    /// pipe); then it releases the mutex and exits 0. Waiting works as for
-    /// `run`.
+    /// SIGINT, SIGTERM, SIGHUP, SIGQUIT or SIGPIPE, or until its standard
+    /// input reaches end of file (Ctrl-D at a terminal, the writer closing a
+    /// pipe); then it releases the mutex and exits 0. It holds on if nobody
+    /// reads its stdout. Waiting works as for `run`.
     ///
     /// Started in the background by a non-interactive shell, a program's
     /// standard input is /dev/null, which is at its end at once: use

@@ -1,5 +1,12 @@
-//! Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT end a wait, are passed on
-//! to COMMAND while it runs, and end a `hold`.
+//! Signals: SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGPIPE end a wait, are
+//! passed on to COMMAND while it runs, and end a `hold`, as each would end
+//! a process that left them at their default action (Rust's runtime
+//! ignores SIGPIPE; COMMAND still starts with its default action).
+//!
+//! A SIGPIPE that machine-mutex raises itself, writing to a closed pipe or
+//! socket (its sender is then machine-mutex's own pid), is not acted on:
+//! the write fails with EPIPE instead, which is ignored, so a `hold` whose
+//! reader has gone still holds, and a wait goes on when stderr has gone.
 //!
 //! One thread receives them (signal-hook) and acts according to the
 //! current [`Route`]. Passing a signal on cannot hit a recycled pid: the
@@ -16,13 +23,13 @@ use std::thread::{self, JoinHandle};
 
 use machine_mutex::CancelToken;
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGPIPE, SIGQUIT, SIGTERM};
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::iterator::{Handle, SignalsInfo};
-use signal_hook::low_level::siginfo::Cause;
+use signal_hook::low_level::siginfo::{Cause, Process};
 
 /// The signals handled.
-const HANDLED: [c_int; 4] = [SIGHUP, SIGINT, SIGQUIT, SIGTERM];
+const HANDLED: [c_int; 5] = [SIGHUP, SIGINT, SIGPIPE, SIGQUIT, SIGTERM];
 
 /// What a signal does now.
 enum Route {
@@ -75,7 +82,9 @@ impl SignalRouter {
                 .name("machine-mutex-signals".to_owned())
                 .spawn(move || {
                     for origin in signals.forever() {
-                        deliver(&shared, origin.signal, origin.cause);
+                        if !raised_by_a_write(origin.signal, origin.process) {
+                            deliver(&shared, origin.signal, origin.cause);
+                        }
                     }
                 })?
         };
@@ -144,6 +153,15 @@ impl Drop for SignalRouter {
             let _ = thread.join();
         }
     }
+}
+
+/// Whether `signal` is the SIGPIPE the kernel raises in machine-mutex
+/// itself when it writes to a pipe or socket nobody reads: Linux gives it
+/// the writer's own pid as sender; one sent by another process has that
+/// process's pid.
+fn raised_by_a_write(signal: c_int, sender: Option<Process>) -> bool {
+    signal == SIGPIPE
+        && sender.is_none_or(|sender| u32::try_from(sender.pid).ok() == Some(std::process::id()))
 }
 
 /// Acts on one signal according to the route.

@@ -4,7 +4,7 @@ mod support;
 
 use rustix::process::Signal;
 use serde_json::Value;
-use support::{shown, stderr, stdout, Scratch, BIN};
+use support::{shown, stderr, stdout, unread_stdout, Proc, Scratch, BIN};
 
 fn json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
@@ -105,6 +105,57 @@ fn hold_releases_at_end_of_input_unless_told_to_ignore_it() {
     holder.signal(Signal::INT);
     assert_eq!(holder.wait().code(), Some(0));
     assert_eq!(scratch.output(&["status", &name]).status.code(), Some(0));
+}
+
+/// A `hold` whose stdout nobody reads still holds: writing its "holds"
+/// line raises SIGPIPE in itself, which is not a signal to stop (the write
+/// just fails). It reads its stdin (which it does only once past that
+/// line: 1 MiB is more than a pipe buffers), is named the holder, and a
+/// SIGPIPE sent by another process ends it as the other signals do.
+#[test]
+fn hold_whose_stdout_is_unread_holds_until_told() {
+    use std::io::Write;
+    let scratch = Scratch::new();
+    let name = scratch.name("hold-unread");
+    let mut cmd = scratch.command(&["hold", &name]);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(unread_stdout());
+    let mut holder = Proc::spawn(cmd);
+    // Kept open to the end: only the signal ends the hold.
+    let mut stdin = holder.take_stdin();
+    stdin
+        .write_all(&vec![b'\n'; 1 << 20])
+        .expect("hold reads its stdin");
+    let out = scratch.output(&["status", "--json", &name]);
+    assert_eq!(json(&out.stdout)["holder"]["pid"], holder.pid());
+    holder.signal(Signal::PIPE);
+    let status = holder.wait();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert_eq!(holder.stderr.rest(), Vec::<String>::new());
+    assert_eq!(scratch.output(&["status", &name]).status.code(), Some(0));
+    drop(stdin);
+}
+
+/// `status` and `list` with a stdout nobody reads: the failed write is no
+/// panic, nothing on stderr, the usual status.
+#[test]
+fn status_and_list_with_unread_stdout() {
+    let scratch = Scratch::new();
+    let name = scratch.name("unread");
+    let (_holder, _) = scratch.hold(&name, &[]);
+    for (args, code) in [
+        (vec!["status", name.as_str()], 1),
+        (vec!["status", "--json", name.as_str()], 1),
+        (vec!["list"], 0),
+        (vec!["list", "--json"], 0),
+    ] {
+        let mut cmd = scratch.command(&args);
+        cmd.stdout(unread_stdout());
+        let mut proc = Proc::spawn(cmd);
+        let status = proc.wait();
+        assert_eq!(status.code(), Some(code), "{args:?}: {status:?}");
+        assert_eq!(proc.stderr.rest(), Vec::<String>::new(), "{args:?}");
+    }
 }
 
 /// A second `hold` waits; with a timeout it gives up with 1 (or -E N).

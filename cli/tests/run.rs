@@ -158,44 +158,68 @@ fn sigterm_and_sigint_are_passed_on_and_the_mutex_released_after() {
     }
 }
 
-/// A COMMAND that does not handle SIGTERM dies of it; `run` reports 143 by
-/// exiting, and the mutex is released.
+/// A COMMAND that does not handle SIGTERM (or SIGPIPE) dies of it; `run`
+/// reports 143 (141) by exiting, and the mutex is released. (COMMAND
+/// starts with SIGPIPE at its default action, though Rust ignores it in
+/// machine-mutex.)
 #[test]
-fn sigterm_that_kills_command_gives_143() {
-    let scratch = Scratch::new();
-    let name = scratch.name("fwd-kill");
-    let mut run = scratch.spawn(&["run", &name, "--", "sh", "-c", "echo $$; exec sleep 600"]);
-    let _sleep = KillOnPanic(run.stdout.next_line().parse().unwrap());
-    run.signal(Signal::TERM);
-    let status = run.wait();
-    assert_eq!((status.code(), status.signal()), (Some(143), None));
-    let out = scratch.output(&["status", &name]);
-    assert_eq!(out.status.code(), Some(0));
+fn signal_that_kills_command_gives_128_plus_n() {
+    for (signal, code) in [(Signal::TERM, 143), (Signal::PIPE, 141)] {
+        let scratch = Scratch::new();
+        let name = scratch.name("fwd-kill");
+        let mut run = scratch.spawn(&["run", &name, "--", "sh", "-c", "echo $$; exec sleep 600"]);
+        let _sleep = KillOnPanic(run.stdout.next_line().parse().unwrap());
+        run.signal(signal);
+        let status = run.wait();
+        assert_eq!((status.code(), status.signal()), (Some(code), None));
+        let out = scratch.output(&["status", &name]);
+        assert_eq!(out.status.code(), Some(0));
+    }
 }
 
-/// A signal during the wait ends it: COMMAND is not run, the status is
-/// 128+N, and the holder keeps the mutex.
+/// `machine-mutex run NAME -- yes | head -1` ends: `yes` dies of SIGPIPE
+/// when its reader goes, and `run` exits 141.
+#[test]
+fn command_whose_reader_goes_dies_of_sigpipe() {
+    let scratch = Scratch::new();
+    let name = scratch.name("yes");
+    let mut run = scratch.spawn(&["run", &name, "--", "yes"]);
+    assert_eq!(run.stdout.next_line(), "y");
+    // Drops the reader: its thread ends, closing the pipe, at the next line.
+    run.stdout = support::Lines::new(std::io::empty());
+    let status = run.wait();
+    assert_eq!((status.code(), status.signal()), (Some(141), None));
+    assert_eq!(run.stderr.rest(), Vec::<String>::new());
+}
+
+/// A signal during the wait ends it, SIGPIPE too (as flock(1)): COMMAND
+/// is not run, the status is 128+N, and the holder keeps the mutex.
 #[test]
 fn signal_while_waiting_ends_the_wait_without_running_command() {
-    let scratch = Scratch::new();
-    let name = scratch.name("wait-signal");
-    let (_holder, pid) = scratch.hold(&name, &[]);
-    let marker = scratch.path().join("ran");
-    let mut run = scratch.spawn(&["run", &name, "--", "touch", marker.to_str().unwrap()]);
-    assert!(run.stderr.next_line().contains("waiting for"));
-    run.signal(Signal::TERM);
-    let status = run.wait();
-    assert_eq!((status.code(), status.signal()), (Some(143), None));
-    assert_eq!(
-        run.stderr.rest(),
-        vec![format!(
-            "machine-mutex: SIGTERM received while waiting for '{name}'; not acquired"
-        )]
-    );
-    assert!(!marker.exists());
-    let out = scratch.output(&["status", "--json", &name]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["holder"]["pid"], pid);
+    for (signal, code, signame) in [
+        (Signal::TERM, 143, "SIGTERM"),
+        (Signal::PIPE, 141, "SIGPIPE"),
+    ] {
+        let scratch = Scratch::new();
+        let name = scratch.name("wait-signal");
+        let (_holder, pid) = scratch.hold(&name, &[]);
+        let marker = scratch.path().join("ran");
+        let mut run = scratch.spawn(&["run", &name, "--", "touch", marker.to_str().unwrap()]);
+        assert!(run.stderr.next_line().contains("waiting for"));
+        run.signal(signal);
+        let status = run.wait();
+        assert_eq!((status.code(), status.signal()), (Some(code), None));
+        assert_eq!(
+            run.stderr.rest(),
+            vec![format!(
+                "machine-mutex: {signame} received while waiting for '{name}'; not acquired"
+            )]
+        );
+        assert!(!marker.exists());
+        let out = scratch.output(&["status", "--json", &name]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["holder"]["pid"], pid);
+    }
 }
 
 /// A COMMAND that is not found or not executable fails before the mutex is

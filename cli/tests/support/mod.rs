@@ -163,7 +163,11 @@ impl Proc {
     pub fn spawn(mut cmd: Command) -> Proc {
         let mut child = cmd.spawn().expect("spawn");
         let stdin = child.stdin.take();
-        let stdout = Lines::new(child.stdout.take().expect("stdout piped"));
+        // Not piped (see `unread_stdout`): no lines.
+        let stdout = match child.stdout.take() {
+            Some(stdout) => Lines::new(stdout),
+            None => Lines::new(std::io::empty()),
+        };
         let stderr = Lines::new(child.stderr.take().expect("stderr piped"));
         Proc {
             child,
@@ -175,6 +179,11 @@ impl Proc {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Its stdin (a pipe), kept open by the caller (`wait` does not close it).
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self.stdin.take().expect("stdin piped and open")
     }
 
     /// Closes its stdin: a `hold` releases and exits.
@@ -250,6 +259,15 @@ impl Drop for KillOnPanic {
             }
         }
     }
+}
+
+/// A stdout nobody reads: one end of a socket pair whose other end is
+/// closed, so a write to it fails with EPIPE and raises SIGPIPE in the
+/// writer.
+pub fn unread_stdout() -> Stdio {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socket pair");
+    drop(ours);
+    Stdio::from(std::os::fd::OwnedFd::from(theirs))
 }
 
 /// stdout of a finished command as text.
