@@ -259,30 +259,50 @@ fn parse_name(text: &str) -> Result<String, String> {
 }
 
 /// Parses `250ms`, `5s`, `1m30s` (humantime), or a plain number of seconds
-/// (`2.5`). Negative durations, and ones finer than 1 ns other than zero
-/// (`0.0000000001`, `0.5ns`), are refused rather than rounded.
+/// (`2.5`, `1e3`). Up to u64::MAX seconds is accepted (as a timeout, the
+/// library then waits forever); larger is refused as too large, whatever
+/// the spelling (a plain number with a fraction is read as an f64, so within
+/// a second of that limit it may be refused too). Negative durations, and
+/// ones finer than 1 ns other than zero (`0.0000000001`, `0.5ns`), are
+/// refused rather than rounded; `-0` is zero.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     const EXAMPLES: &str = "examples: 250ms, 5s, 1m30s, 2.5";
+    let not_a_duration = || format!("{text:?} is not a duration ({EXAMPLES})");
+    let too_large = || format!("{text:?} is too large ({EXAMPLES})");
     if let Some(rest) = text.trim_start().strip_prefix('-') {
-        return Err(
-            if rest.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
-                format!("{text:?}: a duration cannot be negative ({EXAMPLES})")
-            } else {
-                format!("{text:?} is not a duration ({EXAMPLES})")
-            },
-        );
+        let digits = rest.starts_with(|c: char| c.is_ascii_digit() || c == '.');
+        return match parse_duration(rest) {
+            Ok(zero) if digits && zero.is_zero() => Ok(Duration::ZERO),
+            _ if digits => Err(format!(
+                "{text:?}: a duration cannot be negative ({EXAMPLES})"
+            )),
+            _ => Err(not_a_duration()),
+        };
+    }
+    // Whole seconds exactly: as f64, u64::MAX would round up past the
+    // largest Duration.
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
     }
     if let Ok(seconds) = text.parse::<f64>() {
-        let duration = Duration::try_from_secs_f64(seconds)
-            .map_err(|_| format!("{text:?} is not a duration ({EXAMPLES})"))?;
-        if duration.is_zero() && seconds > 0.0 {
-            return Err(format!(
-                "{text:?} is shorter than 1ns, the finest step (0 means do not wait)"
-            ));
+        // f64 also reads "inf" and "nan"; a number has digits.
+        let mantissa = text.split(['e', 'E']).next().unwrap_or_default();
+        if !mantissa.contains(|c: char| c.is_ascii_digit()) {
+            return Err(not_a_duration());
         }
-        return Ok(duration);
+        return match Duration::try_from_secs_f64(seconds) {
+            // 1e-400 is read as 0.0.
+            Ok(zero) if zero.is_zero() && mantissa.contains(|c| ('1'..='9').contains(&c)) => Err(
+                format!("{text:?} is shorter than 1ns, the finest step (0 means do not wait)"),
+            ),
+            Ok(duration) => Ok(duration),
+            // Only too large (1e400 is read as infinity) fails here: the sign was taken off.
+            Err(_) => Err(too_large()),
+        };
     }
     humantime::parse_duration(text).map_err(|e| match e {
+        // Without a fraction, only a number too large overflows.
+        humantime::DurationError::NumberOverflow if !text.contains('.') => too_large(),
         // humantime says the same for both.
         humantime::DurationError::NumberOverflow => {
             format!("{text:?} is too large, or finer than 1ns ({EXAMPLES})")
@@ -446,6 +466,48 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1").is_err());
         assert!(parse_delay("0s").is_err());
+    }
+
+    /// Up to Duration::MAX whole seconds in every spelling; beyond it,
+    /// "too large" in every spelling; zero with a minus sign is zero.
+    #[test]
+    fn durations_at_the_limits() {
+        let max = Duration::from_secs(u64::MAX);
+        assert_eq!(parse_duration("18446744073709551615"), Ok(max));
+        assert_eq!(parse_duration("18446744073709551615s"), Ok(max));
+        assert_eq!(
+            parse_duration("1e19"),
+            Ok(Duration::from_secs(10u64.pow(19)))
+        );
+        for text in [
+            "18446744073709551616",
+            "18446744073709551616s",
+            "1000000000000000000000",
+            "1000000000000000000000s",
+            "1e21",
+            "1e400",
+            "9999999999999999h",
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Err(format!(
+                    "{text:?} is too large (examples: 250ms, 5s, 1m30s, 2.5)"
+                )),
+            );
+        }
+        for text in ["-0", "-0s", "-0.0", "-0ms", "-.0"] {
+            assert_eq!(parse_duration(text), Ok(Duration::ZERO), "{text}");
+        }
+        for text in ["-1", "-1s", "-1e400", "-0.0000000001"] {
+            let err = parse_duration(text).unwrap_err();
+            assert!(err.contains("cannot be negative"), "{text}: {err}");
+        }
+        for text in ["--0", "-inf", "inf", "nan", "-x"] {
+            let err = parse_duration(text).unwrap_err();
+            assert!(err.contains("is not a duration"), "{text}: {err}");
+        }
+        let err = parse_duration("1e-400").unwrap_err();
+        assert!(err.contains("shorter than 1ns"), "{err}");
     }
 
     #[test]

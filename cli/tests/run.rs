@@ -104,6 +104,35 @@ fn timeout_exits_1_or_e_and_quiet_silences_the_waiting_message() {
     assert_eq!(out.status.code(), Some(75));
 }
 
+/// `-t` takes up to u64::MAX seconds, the largest duration, in any
+/// spelling: such a run waits (as long as it takes), and runs COMMAND once
+/// the holder lets go. `-t -0` is `-t 0`: do not wait.
+#[test]
+fn largest_timeout_waits_and_minus_zero_does_not() {
+    let scratch = Scratch::new();
+    let name = scratch.name("huge-timeout");
+    let (mut holder, _) = scratch.hold(&name, &[]);
+    let out = scratch.output(&["run", "-t", "-0", &name, "--", "true"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is held by"), "{}", stderr(&out));
+    let mut runs: Vec<_> = ["18446744073709551615", "18446744073709551615s"]
+        .into_iter()
+        .map(|timeout| scratch.spawn(&["run", "-t", timeout, &name, "--", "echo", timeout]))
+        .collect();
+    for run in &runs {
+        assert!(run.stderr.next_line().contains("waiting for"));
+    }
+    holder.close_stdin();
+    assert_eq!(holder.wait().code(), Some(0));
+    for (run, timeout) in runs
+        .iter_mut()
+        .zip(["18446744073709551615", "18446744073709551615s"])
+    {
+        assert_eq!(run.stdout.next_line(), timeout);
+        assert_eq!(run.wait().code(), Some(0));
+    }
+}
+
 /// With stderr not a terminal, a wait longer than about a second prints one
 /// line naming what it waits for and who holds it; when the holder
 /// releases, COMMAND runs and nothing more is printed on stderr.

@@ -64,11 +64,23 @@ fn usage_errors_are_one_line_exit_2_and_create_nothing() {
         ),
         (
             vec!["run", "-t", "99999999999999999999s", "ok", "--", "true"],
-            "\"99999999999999999999s\" is too large, or finer than 1ns",
+            "\"99999999999999999999s\" is too large (",
+        ),
+        (
+            vec!["run", "-t", "18446744073709551616", "ok", "--", "true"],
+            "\"18446744073709551616\" is too large (",
+        ),
+        (
+            vec!["hold", "-t", "1000000000000000000000", "ok"],
+            "\"1000000000000000000000\" is too large (",
         ),
         (
             vec!["run", "-t", "1e400", "ok", "--", "true"],
-            "\"1e400\" is not a duration",
+            "\"1e400\" is too large (",
+        ),
+        (
+            vec!["run", "-t", "inf", "ok", "--", "true"],
+            "\"inf\" is not a duration",
         ),
         (
             vec!["try", "-E", "256", "ok", "--", "true"],
