@@ -76,7 +76,10 @@ pub enum Command {
     /// Started in the background by a non-interactive shell, a program's
     /// standard input is /dev/null, which is at its end at once: use
     /// --ignore-stdin there, and end the holder with a signal.
-    #[command(after_help = HOLD_AFTER_HELP)]
+    #[command(
+        after_help = HOLD_AFTER_HELP,
+        mut_arg("conflict_exit_code", |arg| arg.long_help(HOLD_CONFLICT_EXIT_CODE_HELP))
+    )]
     Hold(HoldArgs),
 
     /// Say whether NAME is free or held, and by which process.
@@ -119,6 +122,7 @@ pub struct LockArgs {
     #[arg(value_parser = parse_name)]
     pub name: String,
 
+    // `hold` runs no COMMAND: its long help is HOLD_CONFLICT_EXIT_CODE_HELP.
     /// Exit status when the mutex is not acquired (held, or timeout); 0-255.
     ///
     /// As flock(1)'s -E: lets a script tell "did not get the lock" from
@@ -429,6 +433,13 @@ Examples:
 Exit status: 0 after holding and releasing; 1 (or -E N) on timeout or with
 -t 0 when held; 128+N if signal N ended the wait; 2 usage error; 71
 machine-mutex failed.";
+
+/// The long help of `hold -E`: the shared text speaks of COMMAND.
+const HOLD_CONFLICT_EXIT_CODE_HELP: &str = "\
+Exit status when the mutex is not acquired (held, or timeout); 0-255.
+
+As flock(1)'s -E: sets the status a script checks for \"did not get the lock\" \
+(1 by default; hold's other statuses are 0, 2, 71 and 128+N).";
 
 const STATUS_AFTER_HELP: &str = "\
 Examples:

@@ -143,6 +143,29 @@ fn help_has_examples_and_exit_statuses() {
             assert!(text.contains("Exit status:"), "{command} {flag}");
         }
     }
+    // -E: run and try tell it from COMMAND's status; hold runs no COMMAND.
+    for (command, expected) in [
+        ("run", "from COMMAND's own status 1"),
+        ("try", "from COMMAND's own status 1"),
+        (
+            "hold",
+            "sets the status a script checks for \"did not get the lock\"",
+        ),
+    ] {
+        let text = stdout(&scratch.output(&[command, "--help"]));
+        let flag = text
+            .split("-E, --conflict-exit-code <N>")
+            .nth(1)
+            .and_then(|rest| rest.split("[default: 1]").next())
+            .unwrap_or_else(|| panic!("{command} --help lacks -E: {text}"));
+        let flag = flag.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flag.contains(expected), "{command}: {flag}");
+        assert_eq!(
+            command == "hold",
+            !text.contains("COMMAND"),
+            "{command}: {text}"
+        );
+    }
     let out = scratch.output(&["--version"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
