@@ -189,9 +189,11 @@ impl fmt::Display for QuotedCommand<'_> {
 /// bound (juju/mutex v1) is reported with [`HeldLock::LegacySocket`], its
 /// pid found through `/proc/PID/fd` where this user may read it. When the
 /// lock file is held but the socket is bound by another process (found the
-/// same way), that process is reported, with [`HeldLock::LegacySocket`]:
-/// the flock's holder is then still waiting for the socket (an acquisition
-/// of this crate takes the flock first), or does not use it.
+/// same way, and only when this user may read the flock holder's
+/// `/proc/PID/fd` to see that it lacks the socket), that process is
+/// reported, with [`HeldLock::LegacySocket`]: the flock's holder is then
+/// still waiting for the socket (an acquisition of this crate takes the
+/// flock first), or does not use it.
 ///
 /// Limits: on btrfs, `stat` reports a subvolume's own device number while
 /// `/proc/locks` shows the file system's, so a lock file there reads as

@@ -32,6 +32,7 @@ fn child_process_entry() {
             "fork-loop" => fork_loop(name),
             "fork-async" => fork_async(name),
             "fork-timer-loop" => fork_timer_loop(name),
+            "fork-stale-socket" => fork_stale_socket(name),
             _ => return false,
         }
         true
@@ -70,6 +71,83 @@ fn fork_holder(name: &str) {
             other => panic!("unknown command {other}"),
         }
     }
+}
+
+/// The descriptor number of this process's legacy socket of `name`.
+fn own_socket_fd(name: &str) -> i32 {
+    let wanted = format!("@/var/lib/juju/mutex-/{name}");
+    let table = std::fs::read_to_string("/proc/net/unix").unwrap();
+    let inode = table
+        .lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.len() == 8 && fields[7] == wanted).then(|| fields[6].to_owned())
+        })
+        .expect("the socket is bound");
+    let target = format!("socket:[{inode}]");
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| std::fs::read_link(e.path()).map_or(false, |l| l.as_os_str() == target.as_str()))
+        .and_then(|e| e.file_name().to_str()?.parse().ok())
+        .expect("this process has the socket open")
+}
+
+/// Role `fork-stale-socket`: a second thread acquires NAME (legacy socket
+/// on) and holds it; the main thread forks a child, which puts a pipe at
+/// the number of its (replaced) copy of the socket, as a daemon closing and
+/// reopening descriptors would, then forks a grandchild that checks what
+/// that number is. Prints `grandchild-fd pipe` or `grandchild-fd other`.
+fn fork_stale_socket(name: &str) {
+    let (held, holding) = std::sync::mpsc::channel();
+    let spec = faults::child_spec(name);
+    std::thread::spawn(move || {
+        let guard = spec.acquire().expect("acquire");
+        held.send(()).unwrap();
+        std::thread::park();
+        drop(guard);
+    });
+    holding.recv().unwrap();
+    let fd = own_socket_fd(name);
+    // Built before the fork: the children only make async-signal-safe calls.
+    let link = std::ffi::CString::new(format!("/proc/self/fd/{fd}")).unwrap();
+    let mut report = [0 as libc::c_int; 2];
+    // SAFETY: pipe writes two descriptors into the array.
+    assert_eq!(unsafe { libc::pipe(report.as_mut_ptr()) }, 0);
+    // SAFETY: the child and grandchild make only async-signal-safe calls
+    // (pipe, dup2, fork, readlink, waitpid, write, _exit).
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        unsafe {
+            let mut p = [0 as libc::c_int; 2];
+            libc::pipe(p.as_mut_ptr());
+            libc::dup2(p[0], fd);
+            let grandchild = libc::fork();
+            if grandchild == 0 {
+                let mut buf = [0u8; 64];
+                let n = libc::readlink(link.as_ptr(), buf.as_mut_ptr().cast(), buf.len());
+                let is_pipe = n > 5 && &buf[..5] == b"pipe:";
+                libc::_exit(if is_pipe { 0 } else { 1 });
+            }
+            let mut status = 0;
+            libc::waitpid(grandchild, &mut status, 0);
+            let code = [libc::WEXITSTATUS(status) as u8];
+            libc::write(report[1], code.as_ptr().cast(), 1);
+            libc::_exit(0);
+        }
+    }
+    assert!(pid > 0, "fork failed");
+    let mut code = [9u8];
+    // SAFETY: reads one byte into a live buffer; reaps the child.
+    unsafe {
+        libc::close(report[1]);
+        assert_eq!(libc::read(report[0], code.as_mut_ptr().cast(), 1), 1);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    say(&format!(
+        "grandchild-fd {}",
+        if code[0] == 0 { "pipe" } else { "other" }
+    ));
 }
 
 /// Role `fork-relock`: acquires NAME (flock only, descriptor kept), forks an
@@ -502,6 +580,19 @@ fn a_parent_that_exits_leaves_the_mutex_to_its_child() {
             .acquire()
             .expect("free once the child is gone"),
     );
+}
+
+/// A forked child whose copy of a socket (held by another thread of its
+/// parent, whose guard never drops in the child) was replaced, and which
+/// then reuses that descriptor number, keeps it when it forks in turn: its
+/// list of sockets starts empty (a stale entry made the grandchild's fork
+/// handler put /dev/null there; found by a review helper).
+#[test]
+fn a_forked_childs_reused_descriptor_survives_its_own_fork() {
+    let name = unique_name("fork-stale");
+    let mut child = spawn("fork-stale-socket", &name, Opts::default());
+    assert_eq!(child.expect_line("grandchild-fd"), "pipe");
+    assert!(child.finish().success());
 }
 
 /// With the legacy socket (Linux default): the release frees the flock and

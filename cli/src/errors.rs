@@ -65,9 +65,14 @@ pub enum CliError {
 
     /// COMMAND exists, but execve(2) did not find its interpreter (that
     /// of its `#!` line, or the loader of a binary).
-    #[error("cannot run {}: the file exists, but its interpreter{} could not be run: {source}",
+    #[error("cannot run {}: the file exists, but its interpreter{} could not be run: {source}{}",
         .program.to_string_lossy(),
-        .interpreter.as_ref().map(|i| format!(" {i}")).unwrap_or_default())]
+        .interpreter.as_ref().map(|i| format!(" {}", i.escape_debug())).unwrap_or_default(),
+        if .interpreter.as_ref().is_some_and(|i| i.ends_with('\r')) {
+            " (the #! line ends with a carriage return: DOS line endings)"
+        } else {
+            ""
+        })]
     BadInterpreter {
         program: OsString,
         /// The interpreter its `#!` line names, if it has one.

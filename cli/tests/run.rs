@@ -363,6 +363,28 @@ fn missing_hash_bang_interpreter_is_126_bad_interpreter() {
     }
 }
 
+/// A script with DOS line endings names the interpreter `/bin/sh\r`: the
+/// message shows the carriage return (it was printed raw, and on a terminal
+/// read as "/bin/sh could not be run"; found by a review helper) and says
+/// what it means.
+#[test]
+fn dos_line_endings_in_the_hash_bang_line_are_named() {
+    let scratch = Scratch::new();
+    let name = scratch.name("crlf");
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(dir.path(), "crlf", "#!/bin/sh\r\necho hi\r\n");
+    let out = scratch.output(&["run", &name, "--", &path]);
+    assert_eq!(out.status.code(), Some(126));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "machine-mutex: cannot run {path}: the file exists, but its interpreter /bin/sh\\r \
+             could not be run: No such file or directory (os error 2) (the #! line ends with a \
+             carriage return: DOS line endings)\n"
+        )
+    );
+}
+
 /// When the lock file cannot be created (TMPDIR does not exist), `run`,
 /// `try` and `hold` fail with 71 and one line naming the file and the cause.
 #[test]

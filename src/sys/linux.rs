@@ -70,12 +70,12 @@ fn hold_sockets_for_fork() {
 /// guard closes it as before, and the child no longer refers to the socket,
 /// whose name the parent's release then frees at once. Then lets the lock
 /// go. If `/dev/null` cannot be opened (no `/dev`, no descriptor left) the
-/// copies stay, as without this handler. Async-signal-safe: open, dup3,
-/// close.
+/// copies stay, as without this handler. The child's list is emptied: what
+/// it lists from then on is its own. Async-signal-safe: open, dup3, close.
 fn release_sockets_after_fork(in_child: bool) {
     let _ = SOCKETS_HELD_FOR_FORK.try_with(|held| {
         let mut held = held.borrow_mut();
-        if let (true, Some(list)) = (in_child, held.as_ref()) {
+        if let (true, Some(list)) = (in_child, held.as_mut()) {
             if !list.is_empty() {
                 // SAFETY: a NUL-terminated path; the result is checked.
                 let null = unsafe {
@@ -93,6 +93,12 @@ fn release_sockets_after_fork(in_child: bool) {
                     // SAFETY: `null` was opened above and is not used again.
                     unsafe { libc::close(null) };
                 }
+                // The child's list starts empty: the copies are no sockets
+                // now, and a guard of a parent's thread never drops here,
+                // so its number would stay listed, and a later fork of the
+                // child would replace whatever reuses it (found by a review
+                // helper). No allocation: the capacity stays.
+                list.clear();
             }
         }
         drop(held.take());

@@ -331,14 +331,15 @@ impl Procfs {
     /// The process that has the legacy socket bound, when that is not the
     /// flock's `holder` and can be named: then `holder` is waiting for the
     /// socket (a juju/mutex v1 process has it) or does not use it. `None`
-    /// when the socket is free, bound by `holder` itself, or its process
-    /// cannot be found (then `holder` stands).
+    /// when the socket is free, bound by `holder` itself, or this user
+    /// cannot tell (the holder's pid unknown, or its `/proc/PID/fd` not
+    /// readable: then every process would be searched for each held name,
+    /// which made `list` of another user's holders several times slower, and
+    /// found nothing surer): then `holder` stands.
     fn socket_bound_by_another(&self, socket: &str, holder: &Holder) -> Option<Holder> {
         let target = self.bound_socket(socket)?;
-        if let Some(pid) = holder.pid() {
-            if self.has_open(pid, &target) {
-                return None;
-            }
+        if self.open_in(holder.pid()?, &target)? {
+            return None;
         }
         let pid = self.scan(|pid| self.has_open(pid, &target))?;
         Some(self.process(HeldLock::LegacySocket, pid))
@@ -358,14 +359,21 @@ impl Procfs {
         Some(format!("socket:[{inode}]"))
     }
 
-    /// Whether process `pid` has a descriptor whose link reads `target`.
+    /// Whether process `pid` has a descriptor whose link reads `target`
+    /// (not if its descriptors cannot be read).
     fn has_open(&self, pid: u32, target: &str) -> bool {
-        let fds = match fs::read_dir(self.root.join(pid.to_string()).join("fd")) {
-            Ok(fds) => fds,
-            Err(_) => return false,
-        };
-        fds.flatten()
-            .any(|fd| fs::read_link(fd.path()).map_or(false, |link| link.as_os_str() == target))
+        self.open_in(pid, target).unwrap_or(false)
+    }
+
+    /// Whether process `pid` has a descriptor whose link reads `target`;
+    /// `None` when its `/proc/PID/fd` cannot be read.
+    fn open_in(&self, pid: u32, target: &str) -> Option<bool> {
+        let fds = fs::read_dir(self.root.join(pid.to_string()).join("fd")).ok()?;
+        Some(
+            fds.flatten().any(|fd| {
+                fs::read_link(fd.path()).map_or(false, |link| link.as_os_str() == target)
+            }),
+        )
     }
 }
 
