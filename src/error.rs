@@ -77,9 +77,12 @@ impl Error {
 }
 
 impl From<Error> for io::Error {
-    /// Maps to the matching [`io::ErrorKind`]: `TimedOut`, `Interrupted`
-    /// (cancelled), `WouldBlock`, `InvalidInput`; an I/O error keeps its
-    /// kind. The result wraps this error (its message, with the path and
+    /// Maps to the matching [`io::ErrorKind`]: `TimedOut`, `WouldBlock`,
+    /// `InvalidInput`, and `Other` for a cancelled wait (not `Interrupted`:
+    /// std's `read_exact`, `write_all` and `io::copy` retry on that kind,
+    /// and would ask again forever while the token stays cancelled); an I/O
+    /// error keeps its kind (but `Other` for `Interrupted`, for the same
+    /// reason). The result wraps this error (its message, with the path and
     /// hint; [`io::Error::get_ref`] gives it back), so its
     /// [`raw_os_error`](io::Error::raw_os_error) is `None`: the OS error is
     /// the `source` of [`Error::Io`].
@@ -87,8 +90,11 @@ impl From<Error> for io::Error {
         let kind = match &err {
             Error::InvalidSpec(_) => io::ErrorKind::InvalidInput,
             Error::Timeout => io::ErrorKind::TimedOut,
-            Error::Cancelled => io::ErrorKind::Interrupted,
+            Error::Cancelled => io::ErrorKind::Other,
             Error::WouldBlock => io::ErrorKind::WouldBlock,
+            Error::Io { source, .. } if source.kind() == io::ErrorKind::Interrupted => {
+                io::ErrorKind::Other
+            }
             Error::Io { source, .. } => source.kind(),
         };
         io::Error::new(kind, err)

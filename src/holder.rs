@@ -10,7 +10,8 @@ use crate::{lock_file_path, validate_name, Error};
 #[non_exhaustive]
 pub enum HeldLock {
     /// The flock on the lock file ([`lock_file_path`]). Every holder using
-    /// this crate or Go's juju/mutex v2 holds it.
+    /// this crate or Go's juju/mutex v2 holds it. On Windows: the named
+    /// mutex (there is no lock file).
     LockFile,
     /// Only the Linux legacy abstract socket `\0/var/lib/juju/mutex-/NAME`
     /// (see [`Spec::with_legacy_socket`](crate::Spec::with_legacy_socket)):
@@ -212,9 +213,13 @@ impl fmt::Display for QuotedCommand<'_> {
 /// # Windows
 /// The default (session) named mutex `juju-mutex-NAME` is tried without
 /// waiting and, if that took it, released at once: *free*; otherwise *held,
-/// holder unknown* (Windows does not tell which process owns a mutex). For
-/// that instant the query holds the mutex, with the same effect on others
-/// as the Unix probe.
+/// holder unknown* (Windows does not tell which process owns a mutex),
+/// reported as [`HeldLock::LockFile`]. For that instant the query holds the
+/// mutex outright (not a shared lock, as the Unix probe takes): another
+/// process's `try_acquire` then finds it held, a waiter waits that instant
+/// longer, and two queries at once may each report the other as holder. A
+/// mutex in the [`Global`](crate::Namespace::Global) namespace is not
+/// looked at: there it reads as free.
 pub fn holder(name: &str) -> Result<Option<Holder>, Error> {
     validate_name(name)?;
     let path = lock_file_path(name);

@@ -61,7 +61,10 @@
 //! waiters of one process share one FIFO queue per name; dropping the future
 //! cancels its wait. Timeouts and the legacy-socket retries of async waiters
 //! are watched by one timer thread per clock (not per waiter), started on
-//! demand and ended when idle.
+//! demand and ended when idle. "One clock" is [`SystemClock`], or one
+//! [`ManualClock`] and its clones; each [`Spec::with_clock`] call with a
+//! clock of your own counts as a clock of its own, so share one spec (or
+//! clones of it) between many waiters.
 //!
 //! ```
 //! # async fn service() -> Result<(), machine_mutex::Error> {

@@ -19,12 +19,14 @@
 /// In session 0 (services) the session namespace *is* the global one, so
 /// there the two choices name the same object.
 ///
-/// A `Global` mutex is created with a security descriptor that lets every
-/// user wait for and release it (SDDL `D:(A;;0x100001;;;WD)`:
-/// `SYNCHRONIZE | MUTEX_MODIFY_STATE` for Everyone, and nothing else, so that
-/// nobody but its creator can change it), so a service and a user process can take turns
-/// whichever of them creates it first. A `Session` mutex gets the default
-/// security of its creator's token, as in the Go package.
+/// In both namespaces the mutex is created with a security descriptor that
+/// lets every user wait for and release it (SDDL
+/// `D:(A;;0x100001;;;WD)(A;;0x1f0001;;;OW)`: `SYNCHRONIZE |
+/// MUTEX_MODIFY_STATE` for Everyone, and all access for its owner only), so
+/// a service and a user process (`Global`), or an elevated and a normal
+/// process (`Session`), can take turns whichever of them creates it first.
+/// The owner's full access lets Go's juju/mutex of the same user open it:
+/// Go asks for all access when the mutex exists.
 ///
 /// In both, any process allowed to open the object can hold it forever,
 /// and a process that creates the name first with a stricter security

@@ -104,6 +104,11 @@ impl Spec {
     /// Sets how often the legacy socket is retried while another process
     /// holds it (Go: `Delay`). Must be greater than zero. The flock part
     /// never polls: it blocks in the kernel.
+    ///
+    /// Meanwhile the waiter holds the flock, so other processes of this
+    /// crate and Go's v2 wait behind it: a very long delay (up to
+    /// `Duration::MAX`, accepted) means the socket is tried again only
+    /// that much later, or at the timeout or a cancel, if any.
     pub fn with_delay(mut self, delay: Duration) -> Spec {
         self.delay = delay;
         self

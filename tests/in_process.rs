@@ -120,6 +120,42 @@ fn cancelled_before_call_does_not_acquire() {
     drop(Spec::new(spec.name()).try_acquire().expect("still free"));
 }
 
+/// A cancelled wait, as an `io::Error`, is not of a kind std's helpers
+/// retry: `read_exact` over a reader that locks a cancelled spec gives the
+/// error back after one call (with `Interrupted` it asked again forever;
+/// found by a review helper).
+#[test]
+fn a_cancelled_wait_as_io_error_is_not_retried() {
+    use std::io::Read;
+    struct Locking {
+        spec: Spec,
+        calls: usize,
+    }
+    impl Read for Locking {
+        fn read(&mut self, _buf: &mut [u8]) -> std::io::Result<usize> {
+            self.calls += 1;
+            if self.calls > 100 {
+                return Err(std::io::Error::new(std::io::ErrorKind::Other, "retried"));
+            }
+            let _guard = self.spec.acquire()?;
+            Ok(0)
+        }
+    }
+    let token = CancelToken::new();
+    token.cancel();
+    let mut reader = Locking {
+        spec: Spec::new(unique_name("cancel-io")).with_cancel(token),
+        calls: 0,
+    };
+    let err = reader.read_exact(&mut [0u8; 4]).unwrap_err();
+    assert_eq!(reader.calls, 1, "{err}");
+    assert_ne!(err.kind(), std::io::ErrorKind::Interrupted);
+    assert!(matches!(
+        err.get_ref().and_then(|e| e.downcast_ref::<Error>()),
+        Some(Error::Cancelled)
+    ));
+}
+
 /// Go `TestSecondReleaseFine`: release twice, then drop: harmless, and the
 /// second release does not touch a later holder.
 #[test]

@@ -61,8 +61,15 @@ use crate::{mutex_object_name, Environment, Error, Namespace};
 
 /// The security descriptor of every mutex this crate creates: Everyone may
 /// wait for it and release it (`SYNCHRONIZE | MUTEX_MODIFY_STATE`), nothing
-/// more; its creator keeps the owner's implicit right to change it.
-const MUTEX_SDDL: &str = "D:(A;;0x100001;;;WD)";
+/// more; its owner (OWNER RIGHTS, `OW`) has all access (`MUTEX_ALL_ACCESS`).
+///
+/// The owner's ACE is for Go's juju/mutex, which opens an existing mutex
+/// with `CreateMutexW(NULL, ...)`, and that asks for `MUTEX_ALL_ACCESS`:
+/// without it, Windows grants an owner only `READ_CONTROL | WRITE_DAC`, and
+/// a Go process of the same user failed (access denied) instead of waiting
+/// whenever this crate had created the mutex (found by a review helper;
+/// Wine grants an owner more, so the suite had not seen it).
+const MUTEX_SDDL: &str = "D:(A;;0x100001;;;WD)(A;;0x1f0001;;;OW)";
 
 /// The access this crate asks for: what waiting and releasing need.
 const MUTEX_ACCESS: u32 = SYNCHRONIZATION_SYNCHRONIZE | MUTEX_MODIFY_STATE;
@@ -96,8 +103,10 @@ impl LockBackend for NamedMutex {
         acquire(target, Some(abort.clone()))
     }
 
-    /// Windows queues the waiters of a kernel mutex itself (first come,
-    /// first served, but for waits interrupted by kernel-mode APCs).
+    /// No queue of our own: Windows wakes the waiters of a kernel mutex in
+    /// an order it does not promise (roughly arrival order, changed by
+    /// kernel-mode APCs and priority boosts; Microsoft's docs say not to
+    /// rely on FIFO).
     fn others_queued(_target: &Path) -> bool {
         false
     }
@@ -153,17 +162,22 @@ enum Wait {
 /// A failed system call of the owner thread, and what it was doing.
 type Failure = (&'static str, io::Error);
 
-/// The owner thread of one acquisition and the flag that tells it to release.
+/// The owner thread of one acquisition, the flag that tells it to release,
+/// and the channel on which it says it has released.
 #[derive(Debug)]
 struct OwnerThread {
-    thread: Option<JoinHandle<io::Result<()>>>,
+    thread: Option<JoinHandle<()>>,
     release: Arc<AtomicBool>,
+    released: mpsc::Receiver<io::Result<()>>,
 }
 
 impl OwnerThread {
     /// Tells the thread to release the mutex (if it holds it), and waits
-    /// for it to end. Returns the `ReleaseMutex` error, if any. Only the
-    /// first call does anything.
+    /// until it has (`ReleaseMutex` returned), not until the thread has
+    /// ended: a guard dropped by a thread-local destructor runs under the
+    /// loader lock, which a thread needs to end, so a join there never
+    /// returned (found by a review helper). Returns the `ReleaseMutex`
+    /// error, if any. Only the first call does anything.
     fn finish(&mut self) -> io::Result<()> {
         let thread = match self.thread.take() {
             Some(thread) => thread,
@@ -171,12 +185,9 @@ impl OwnerThread {
         };
         self.release.store(true, Ordering::Release);
         thread.thread().unpark();
-        thread.join().unwrap_or_else(|_| {
-            Err(io::Error::new(
-                io::ErrorKind::Other,
-                "owner thread panicked",
-            ))
-        })
+        // The thread ends on its own afterwards (detached). A closed channel:
+        // it held nothing to release (busy, aborted, failed), or panicked.
+        self.released.recv().unwrap_or(Ok(()))
     }
 }
 
@@ -192,17 +203,24 @@ fn acquire(target: &Path, abort: Option<AbortEvent>) -> Result<Option<NamedMutex
     let name = wide(target.as_os_str());
     let release = Arc::new(AtomicBool::new(false));
     let (report, outcome) = mpsc::channel();
+    let (done, released) = mpsc::channel();
     let thread = {
         let release = Arc::clone(&release);
         thread::Builder::new()
             .name("machine-mutex-owner".to_owned())
-            .spawn(move || own(&name, abort, &report, &release))
+            .spawn(move || {
+                let result = own(&name, abort, &report, &release);
+                if let Some(result) = result {
+                    let _ = done.send(result);
+                }
+            })
             .map_err(|e| Error::io("start the owner thread of", target, e))?
     };
     // From here on, dropping `owner` ends the thread and releases what it holds.
     let owner = OwnerThread {
         thread: Some(thread),
         release,
+        released,
     };
     let outcome = outcome.recv().unwrap_or_else(|_| {
         let e = io::Error::new(io::ErrorKind::Other, "owner thread ended without a report");
@@ -219,25 +237,26 @@ fn acquire(target: &Path, abort: Option<AbortEvent>) -> Result<Option<NamedMutex
 }
 
 /// The owner thread's body: create or open, wait, report; if it got the
-/// mutex, hold it until `release` is set, then release it.
+/// mutex, hold it until `release` is set, then release it and return what
+/// `ReleaseMutex` said (`None`: it got nothing to release).
 fn own(
     name: &[u16],
     abort: Option<AbortEvent>,
     report: &mpsc::Sender<Result<Wait, Failure>>,
     release: &AtomicBool,
-) -> io::Result<()> {
+) -> Option<io::Result<()>> {
     let mutex = match create_mutex(name) {
         Ok(mutex) => mutex,
         Err(e) => {
             let _ = report.send(Err(("create or open mutex", e)));
-            return Ok(());
+            return None;
         }
     };
     match wait(&mutex, abort.as_ref()) {
         Ok(Wait::Acquired) => {}
         other => {
             let _ = report.send(other.map_err(|e| ("wait for mutex", e)));
-            return Ok(());
+            return None;
         }
     }
     drop(abort);
@@ -249,9 +268,12 @@ fn own(
     }
     // SAFETY: `mutex` is open, and this thread owns the mutex: its wait above acquired it.
     if unsafe { ReleaseMutex(raw(&mutex)) } == 0 {
-        return Err(io::Error::last_os_error());
+        return Some(Err(io::Error::last_os_error()));
     }
-    Ok(())
+    // Closed before the release is reported: once `release` returns, this
+    // process no longer has the object open.
+    drop(mutex);
+    Some(Ok(()))
 }
 
 /// Creates the mutex `name` (NUL-terminated UTF-16), or opens it if it

@@ -36,6 +36,32 @@ fn child_process_entry() {
             guard.release().unwrap();
             say("released");
         }
+        // A thread keeps its guard in a thread-local and ends: the guard
+        // drops in the thread-local destructor (under the loader lock).
+        // Says "result joined" if the thread ended within 20 s, else
+        // "result hung".
+        "thread-local-guard" => {
+            thread_local! {
+                static KEPT: std::cell::RefCell<Option<machine_mutex::Releaser>> =
+                    std::cell::RefCell::new(None);
+            }
+            let spec = child_spec();
+            let thread = thread::spawn(move || {
+                let guard = spec.acquire().expect("acquire");
+                KEPT.with(|kept| *kept.borrow_mut() = Some(guard));
+            });
+            let (joined, join) = mpsc::channel();
+            thread::spawn(move || {
+                let _ = joined.send(thread.join().is_ok());
+            });
+            match join.recv_timeout(Duration::from_secs(20)) {
+                Ok(true) => say("result joined"),
+                Ok(false) => say("result panicked"),
+                Err(_) => say("result hung"),
+            }
+            // Ends at once: a hung thread would hold up a normal exit.
+            std::process::exit(0);
+        }
         // Acquire as the spec says (MMW_TIMEOUT_MS), report, release.
         "acquire" => {
             say("started");
@@ -466,8 +492,26 @@ fn global_namespace() {
     );
 }
 
+/// A guard dropped by a thread-local destructor as its thread ends releases
+/// the mutex and lets the thread end (the release joined the owner thread,
+/// which cannot end while the loader lock is held: a hang; found by a
+/// review helper).
+#[test]
+fn a_guard_dropped_in_a_thread_local_destructor_does_not_hang() {
+    let name = unique_name("tls");
+    let mut child = spawn_child("thread-local-guard", &name, &[]);
+    assert_eq!(child.expect_line("result"), "joined");
+    let _ = child.finish();
+    drop(
+        Spec::new(&name)
+            .try_acquire()
+            .expect("released by the destructor"),
+    );
+}
+
 /// The mutex is created with this crate's security descriptor, which lets
-/// every user (services included) wait for and release it.
+/// every user (services included) wait for and release it, and its owner
+/// do anything (Go opens an existing mutex asking for all access).
 #[test]
 fn mutex_grants_everyone_synchronize() {
     for namespace in [Namespace::Session, Namespace::Global] {
@@ -478,7 +522,11 @@ fn mutex_grants_everyone_synchronize() {
             .unwrap();
         let mutex = open_mutex_for(&mutex_object_name(&name, namespace), READ_CONTROL)
             .expect("its creator may read its security descriptor");
-        assert_eq!(dacl_sddl(&mutex), "D:(A;;0x100001;;;WD)", "{namespace:?}");
+        assert_eq!(
+            dacl_sddl(&mutex),
+            "D:(A;;0x100001;;;WD)(A;;0x1f0001;;;OW)",
+            "{namespace:?}"
+        );
     }
 }
 
