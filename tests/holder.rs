@@ -8,6 +8,7 @@
 #![allow(clippy::incompatible_msrv)]
 
 mod common;
+mod faults;
 
 use std::ffi::OsString;
 use std::fs;
@@ -370,27 +371,9 @@ fn a_flock_holder_waiting_for_the_socket_is_not_reported() {
     // Until /proc/locks shows the waiter granted the flock (it then polls
     // the socket every `delay`).
     let path = lock_file_path(&name);
-    let granted = format!("FLOCK  ADVISORY  WRITE {waiter_pid} ");
-    let limit = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let locks = fs::read_to_string("/proc/locks").unwrap();
-        let inode = fs::metadata(&path).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
-        let held = inode.map_or(false, |inode| {
-            locks.lines().any(|line| {
-                !line.contains("->")
-                    && line.contains(&granted)
-                    && line.contains(&format!(":{inode} "))
-            })
-        });
-        if held {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < limit,
-            "the waiter never took the flock"
-        );
-        std::thread::yield_now();
-    }
+    faults::wait_until("the waiter holds the flock", || {
+        path.exists() && faults::has_flock(waiter_pid, faults::inode(&path), false)
+    });
 
     let found = holder(&name).unwrap().expect("held");
     assert_eq!(found.lock(), HeldLock::LegacySocket, "{found}");

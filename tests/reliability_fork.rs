@@ -73,24 +73,31 @@ fn fork_holder(name: &str) {
     }
 }
 
-/// The descriptor number of this process's legacy socket of `name`.
-fn own_socket_fd(name: &str) -> i32 {
+/// The `/proc/PID/fd` link of the socket bound to the legacy name of
+/// `name` (from `/proc/net/unix`), if one is bound.
+fn legacy_socket_link(name: &str) -> Option<String> {
     let wanted = format!("@/var/lib/juju/mutex-/{name}");
     let table = std::fs::read_to_string("/proc/net/unix").unwrap();
-    let inode = table
-        .lines()
-        .find_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            (fields.len() == 8 && fields[7] == wanted).then(|| fields[6].to_owned())
-        })
-        .expect("the socket is bound");
-    let target = format!("socket:[{inode}]");
-    std::fs::read_dir("/proc/self/fd")
+    table.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.len() == 8 && fields[7] == wanted).then(|| format!("socket:[{}]", fields[6]))
+    })
+}
+
+/// The descriptor of process `pid` ("self" for this one) whose link is
+/// `target`, if it has one.
+fn fd_linking(pid: &str, target: &str) -> Option<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .filter_map(|e| e.ok())
-        .find(|e| std::fs::read_link(e.path()).map_or(false, |l| l.as_os_str() == target.as_str()))
+        .find(|e| std::fs::read_link(e.path()).map_or(false, |l| l.as_os_str() == target))
         .and_then(|e| e.file_name().to_str()?.parse().ok())
-        .expect("this process has the socket open")
+}
+
+/// The descriptor number of this process's legacy socket of `name`.
+fn own_socket_fd(name: &str) -> i32 {
+    let target = legacy_socket_link(name).expect("the socket is bound");
+    fd_linking("self", &target).expect("this process has the socket open")
 }
 
 /// Role `fork-stale-socket`: a second thread acquires NAME (legacy socket
@@ -372,18 +379,9 @@ impl Forked {
     /// Whether the child has the legacy socket of `name` open (its
     /// `/proc/PID/fd` links to the inode `/proc/net/unix` lists for it).
     fn has_socket_bound(&self, name: &str) -> bool {
-        let wanted = format!("@/var/lib/juju/mutex-/{name}");
-        let table = std::fs::read_to_string("/proc/net/unix").unwrap();
-        let inode = table.lines().find_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            (fields.len() == 8 && fields[7] == wanted).then(|| fields[6].to_owned())
-        });
-        let Some(inode) = inode else { return false };
-        let target = format!("socket:[{inode}]");
-        std::fs::read_dir(format!("/proc/{}/fd", self.0))
-            .unwrap()
-            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-            .any(|link| link.as_os_str() == target.as_str())
+        legacy_socket_link(name).map_or(false, |target| {
+            fd_linking(&self.0.to_string(), &target).is_some()
+        })
     }
 
     fn alive(&self) -> bool {
