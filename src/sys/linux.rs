@@ -10,6 +10,7 @@
 //! keep two counters, so a release learns without a system call whether the
 //! process has forked.
 
+use std::collections::HashSet;
 use std::mem::ManuallyDrop;
 use std::os::unix::io::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
@@ -42,19 +43,22 @@ pub(crate) struct LegacySocket {
     addr: SocketAddrUnix,
 }
 
-/// The descriptors of this process's legacy sockets. Each is made and
+/// The descriptors of this process's legacy sockets (a set: a process
+/// may hold thousands of names, released in any order). Each is made and
 /// listed, and unlisted and closed, under this lock, which the fork
 /// handlers hold across a fork: a forked child's list names exactly its
-/// copies of them.
-static SOCKETS: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
+/// copies of them. `None` until the first socket.
+static SOCKETS: Mutex<Option<HashSet<RawFd>>> = Mutex::new(None);
 
-fn sockets() -> MutexGuard<'static, Vec<RawFd>> {
+type SocketList = MutexGuard<'static, Option<HashSet<RawFd>>>;
+
+fn sockets() -> SocketList {
     SOCKETS.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 thread_local! {
     /// The socket list's lock, held by the forking thread across a fork.
-    static SOCKETS_HELD_FOR_FORK: std::cell::RefCell<Option<MutexGuard<'static, Vec<RawFd>>>> =
+    static SOCKETS_HELD_FOR_FORK: std::cell::RefCell<Option<SocketList>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -75,7 +79,7 @@ fn hold_sockets_for_fork() {
 fn release_sockets_after_fork(in_child: bool) {
     let _ = SOCKETS_HELD_FOR_FORK.try_with(|held| {
         let mut held = held.borrow_mut();
-        if let (true, Some(list)) = (in_child, held.as_mut()) {
+        if let (true, Some(Some(list))) = (in_child, held.as_deref_mut()) {
             if !list.is_empty() {
                 // SAFETY: a NUL-terminated path; the result is checked.
                 let null = unsafe {
@@ -108,9 +112,8 @@ fn release_sockets_after_fork(in_child: bool) {
 impl Drop for LegacySocket {
     fn drop(&mut self) {
         let mut list = sockets();
-        let raw = self.fd.as_raw_fd();
-        if let Some(at) = list.iter().position(|&listed| listed == raw) {
-            list.swap_remove(at);
+        if let Some(list) = list.as_mut() {
+            list.remove(&self.fd.as_raw_fd());
         }
         // Closed before the lock is let go: a fork cannot come between
         // (its child would replace a number that something else may have
@@ -146,7 +149,7 @@ impl LegacyBackend for LegacySocket {
             hint: matches!(e, Errno::MFILE | Errno::NFILE)
                 .then(|| super::unix::TOO_MANY_FILES_HINT.to_owned()),
         })?;
-        list.push(fd.as_raw_fd());
+        list.get_or_insert_with(HashSet::new).insert(fd.as_raw_fd());
         Ok(LegacySocket {
             fd: ManuallyDrop::new(fd),
             addr,
