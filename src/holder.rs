@@ -3,13 +3,14 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 
-use crate::{lock_file_path, validate_name, Error};
+use crate::sys::{LockBackend, LockFile};
+use crate::{validate_name, Error, Namespace};
 
 /// Which lock a [`Holder`] was found holding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum HeldLock {
-    /// The flock on the lock file ([`lock_file_path`]). Every holder using
+    /// The flock on the lock file ([`lock_file_path`](crate::lock_file_path)). Every holder using
     /// this crate or Go's juju/mutex v2 holds it. On Windows: the named
     /// mutex (there is no lock file).
     LockFile,
@@ -217,14 +218,22 @@ impl fmt::Display for QuotedCommand<'_> {
 /// reported as [`HeldLock::LockFile`]. For that instant the query holds the
 /// mutex outright (not a shared lock, as the Unix probe takes): another
 /// process's `try_acquire` then finds it held, a waiter waits that instant
-/// longer, and two queries at once may each report the other as holder. A
-/// mutex in the [`Global`](crate::Namespace::Global) namespace is not
-/// looked at: there it reads as free.
+/// longer, and two queries at once may each report the other as holder.
+/// This function looks in the session namespace only: for a mutex in the
+/// [`Global`](crate::Namespace::Global) namespace ask
+/// [`Spec::holder`](crate::Spec::holder) of a spec with that namespace.
 pub fn holder(name: &str) -> Result<Option<Holder>, Error> {
+    holder_in(name, Namespace::Session)
+}
+
+/// [`holder()`] of the mutex `name` in `namespace` (Windows; ignored
+/// elsewhere): what [`Spec::holder`](crate::Spec::holder) answers.
+pub(crate) fn holder_in(name: &str, namespace: Namespace) -> Result<Option<Holder>, Error> {
     validate_name(name)?;
-    let path = lock_file_path(name);
-    crate::sys::check_lock_path(&path)?;
-    crate::sys::holder(name, &path)
+    // The lock file on Unix, the kernel object's name on Windows.
+    let target = <LockFile as LockBackend>::target(name, namespace);
+    crate::sys::check_lock_path(&target)?;
+    crate::sys::holder(name, &target)
 }
 
 #[cfg(test)]

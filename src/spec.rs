@@ -430,6 +430,18 @@ impl Spec {
     pub fn try_acquire(&self) -> Result<Releaser, Error> {
         crate::wait::acquire(self, false)
     }
+
+    /// Who holds this spec's mutex, without taking it: [`holder()`](crate::holder())
+    /// of its name, and on Windows in its [namespace](Self::with_namespace)
+    /// (`holder()` looks in the session namespace only). The rest of the
+    /// spec (clock, timeout, legacy socket, ...) plays no part.
+    ///
+    /// # Errors
+    /// As [`holder()`](crate::holder()): an invalid name, or an I/O error
+    /// naming the path.
+    pub fn holder(&self) -> Result<Option<crate::Holder>, Error> {
+        crate::holder::holder_in(self.name(), self.namespace())
+    }
 }
 
 /// Checks a mutex name against the Go package's rules: an ASCII letter, then

@@ -335,6 +335,28 @@ fn lock_kept_by_a_sharer_while_the_locker_lives_on() {
     let _ = fs::remove_file(lock_file_path(&name));
 }
 
+/// `Spec::holder` answers as `holder()` of the spec's name (the namespace
+/// counts on Windows only): free, then held by a child, then free.
+#[test]
+fn spec_holder_answers_as_holder() {
+    let name = unique_name("spec-holder");
+    let spec = Spec::new(&name);
+    assert_eq!(spec.holder().unwrap(), None);
+    let mut child = spawn_child("hold", &name, &[]);
+    let pid: u32 = child.expect_line("locked").parse().unwrap();
+    let found = spec.holder().unwrap().expect("held");
+    assert_eq!(found.pid(), Some(pid));
+    assert_eq!(Some(found), holder(&name).unwrap());
+    child.release();
+    child.expect_line("released");
+    let _ = child.finish();
+    assert_eq!(spec.holder().unwrap(), None);
+    assert!(matches!(
+        Spec::new("1-bad").holder(),
+        Err(Error::InvalidSpec(_))
+    ));
+}
+
 /// A process holding only the legacy abstract socket (as juju/mutex v1
 /// did) is reported as such when the lock file is free.
 #[cfg(target_os = "linux")]

@@ -404,13 +404,12 @@ fn os_error(action: &'static str, target: &Path, source: io::Error) -> Error {
     }
 }
 
-/// The holder query on Windows: the default (session) mutex
-/// `juju-mutex-NAME` is tried without waiting, by an owner thread as in
-/// [`acquire`]. Taken: it was free, and is released at once. Busy: held,
+/// The holder query on Windows: the mutex `target` (its object name, in
+/// the namespace asked for) is tried without waiting, by an owner thread as
+/// in [`acquire`]. Taken: it was free, and is released at once. Busy: held,
 /// holder unknown (Windows does not say which process owns a mutex).
-pub(crate) fn holder(name: &str, _lock_file: &Path) -> Result<Option<Holder>, Error> {
-    let target = NamedMutex::target(name, Namespace::Session);
-    match acquire(&target, None)? {
+pub(crate) fn holder(_name: &str, target: &Path) -> Result<Option<Holder>, Error> {
+    match acquire(target, None)? {
         Some(mutex) => {
             mutex.release()?;
             Ok(None)

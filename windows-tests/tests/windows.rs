@@ -473,6 +473,10 @@ fn global_namespace() {
     holder.expect_line("locked");
     assert!(open_mutex(&mutex_object_name(&name, Namespace::Global)).is_some());
     assert!(matches!(global.try_acquire(), Err(Error::WouldBlock)));
+    // Spec::holder looks in the spec's namespace (holder() looked in the
+    // session's only: a Global holder read as free; found by a review helper).
+    let found = global.holder().unwrap().expect("held in Global");
+    assert!(found.pid().is_none(), "{found}");
     let session = Spec::new(&name).try_acquire();
     if session_id() == 0 {
         assert!(
@@ -481,10 +485,12 @@ fn global_namespace() {
         );
     } else {
         drop(session.expect("session namespace is separate"));
+        assert!(machine_mutex::holder(&name).unwrap().is_none());
     }
     holder.release();
     holder.expect_line("released");
     assert!(holder.finish());
+    assert!(global.holder().unwrap().is_none());
     drop(
         global
             .try_acquire()
