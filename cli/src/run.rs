@@ -24,7 +24,7 @@ pub fn run(
     let (program, args) = command
         .split_first()
         .ok_or_else(|| CliError::Usage("a COMMAND is required after --".to_owned()))?;
-    check_program(program)?;
+    let file = check_program(program)?;
     let token = CancelToken::new();
     let router = SignalRouter::install(token.clone()).map_err(|source| CliError::System {
         action: "cannot install signal handlers",
@@ -37,18 +37,13 @@ pub fn run(
         // Neither a binary nor a `#!` script: run it with /bin/sh, as
         // execvp(3) does (and so flock(1)); std's spawn does not.
         Err(e) if rustix::io::Errno::from_io_error(&e) == Some(rustix::io::Errno::NOEXEC) => {
-            match resolve(program) {
-                Some(path) => {
-                    let mut shell = Command::new("/bin/sh");
-                    shell.arg(path).args(args);
-                    router.spawn_forwarding(&mut shell)
-                }
-                None => Err(e),
-            }
+            let mut shell = Command::new("/bin/sh");
+            shell.arg(&file).args(args);
+            router.spawn_forwarding(&mut shell)
         }
         other => other,
     }
-    .map_err(|source| spawn_error(program, source))?;
+    .map_err(|source| spawn_error(program, &file, source))?;
     let mut child = match spawned {
         Some(child) => child,
         None => {
@@ -75,15 +70,13 @@ pub fn run(
 
 /// Fails at once if COMMAND cannot be run, before the mutex is waited for:
 /// a name without '/' must be found in PATH; a path must be an executable file.
-fn check_program(program: &OsString) -> Result<(), CliError> {
+/// Returns the file: the path itself, or the name's match in PATH.
+fn check_program(program: &OsString) -> Result<PathBuf, CliError> {
     let path = Path::new(program);
     if !program.as_encoded_bytes().contains(&b'/') {
-        return match which::which(path) {
-            Ok(_) => Ok(()),
-            Err(_) => Err(CliError::NotFound {
-                program: program.clone(),
-            }),
-        };
+        return which::which(path).map_err(|_| CliError::NotFound {
+            program: program.clone(),
+        });
     }
     let not_executable = |what: &str| CliError::Spawn {
         program: program.clone(),
@@ -101,32 +94,21 @@ fn check_program(program: &OsString) -> Result<(), CliError> {
         Ok(meta) if meta.permissions().mode() & 0o111 == 0 => {
             Err(not_executable("not executable (no x permission)"))
         }
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(path.to_owned()),
     }
 }
 
-/// The file `program` names: itself if it has a '/', else its match in PATH.
-fn resolve(program: &OsString) -> Option<PathBuf> {
-    if program.as_encoded_bytes().contains(&b'/') {
-        Some(PathBuf::from(program))
-    } else {
-        which::which(program).ok()
-    }
-}
-
-/// The error for a COMMAND that could not be started. execve(2) says
-/// ENOENT also when the file exists but its interpreter does not (a `#!`
-/// line's, or the loader of a binary): that is "cannot execute" (126), not
-/// "not found" (127).
-fn spawn_error(program: &OsString, source: std::io::Error) -> CliError {
-    if source.kind() == std::io::ErrorKind::NotFound {
-        if let Some(path) = resolve(program).filter(|path| path.is_file()) {
-            return CliError::BadInterpreter {
-                program: program.clone(),
-                interpreter: interpreter(&path),
-                source,
-            };
-        }
+/// The error for a COMMAND (found as `file`) that could not be started.
+/// execve(2) says ENOENT also when the file exists but its interpreter does
+/// not (a `#!` line's, or the loader of a binary): that is "cannot execute"
+/// (126), not "not found" (127).
+fn spawn_error(program: &OsString, file: &Path, source: std::io::Error) -> CliError {
+    if source.kind() == std::io::ErrorKind::NotFound && file.is_file() {
+        return CliError::BadInterpreter {
+            program: program.clone(),
+            interpreter: interpreter(file),
+            source,
+        };
     }
     CliError::Spawn {
         program: program.clone(),
