@@ -45,8 +45,10 @@ pub struct Row {
     pub socket_bind_ns: Option<f64>,
 }
 
-/// What one run gives: the one-way latencies, rounds not seen blocked,
-/// and the `close_ns=` and `socket_ns=` fields (`flock-socket` only), ns.
+/// What one run gives (or all runs of a peer, merged): the one-way
+/// latencies, rounds not seen blocked, and the `close_ns=` and `socket_ns=`
+/// fields (`flock-socket` only), ns.
+#[derive(Clone, Default)]
 struct RunSamples {
     latencies: Vec<f64>,
     not_seen: usize,
@@ -156,9 +158,8 @@ pub fn run(ctx: &Context) -> Vec<Row> {
         _ => (config.handoff_runs, config.handoff_rounds),
     };
     let most_runs = peers.iter().map(|peer| runs_of(peer).0).max().unwrap_or(0);
-    // Per peer: every sample, each run's median, rounds not seen blocked,
-    // the socket's close and bind times.
-    let mut results = vec![(Vec::new(), Vec::new(), 0, Vec::new(), Vec::new()); peers.len()];
+    // Per peer: all its runs' samples merged, and each run's median.
+    let mut results = vec![(RunSamples::default(), Vec::new()); peers.len()];
     for r in 0..most_runs {
         for (p, peer) in peers.iter().enumerate() {
             let (runs, rounds) = runs_of(peer);
@@ -166,28 +167,28 @@ pub fn run(ctx: &Context) -> Vec<Row> {
                 continue;
             }
             let run = one_run(ctx, peer, rounds, &format!("handoff-{p}-{r}"));
-            let (all, medians, not_seen_blocked, closes, binds) = &mut results[p];
+            let (all, medians) = &mut results[p];
             medians.push(median(&run.latencies));
-            all.extend(run.latencies);
-            *not_seen_blocked += run.not_seen;
-            closes.extend(run.closes);
-            binds.extend(run.binds);
+            all.latencies.extend(run.latencies);
+            all.not_seen += run.not_seen;
+            all.closes.extend(run.closes);
+            all.binds.extend(run.binds);
         }
     }
     let mut rows = Vec::new();
     let median_of = |values: &[f64]| (!values.is_empty()).then(|| median(values));
-    for (peer, (all, medians, not_seen_blocked, closes, binds)) in peers.into_iter().zip(results) {
+    for (peer, (all, medians)) in peers.into_iter().zip(results) {
         let row = Row {
             median_ns: median(&medians),
             run_min_ns: medians.iter().copied().fold(f64::INFINITY, f64::min),
             run_max_ns: medians.iter().copied().fold(0.0, f64::max),
-            p10_ns: quantile(&all, 0.1),
-            p90_ns: quantile(&all, 0.9),
-            samples: all.len(),
+            p10_ns: quantile(&all.latencies, 0.1),
+            p90_ns: quantile(&all.latencies, 0.9),
+            samples: all.latencies.len(),
             runs: medians.len(),
-            not_seen_blocked,
-            socket_close_ns: median_of(&closes),
-            socket_bind_ns: median_of(&binds),
+            not_seen_blocked: all.not_seen,
+            socket_close_ns: median_of(&all.closes),
+            socket_bind_ns: median_of(&all.binds),
             peer,
         };
         eprintln!(
