@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::thread::{self, JoinHandle};
+use std::thread::{self, Thread};
 
 use windows_sys::Win32::Foundation::{
     LocalFree, ERROR_ACCESS_DENIED, ERROR_INVALID_HANDLE, HANDLE, WAIT_ABANDONED_0, WAIT_FAILED,
@@ -166,7 +166,8 @@ type Failure = (&'static str, io::Error);
 /// and the channel on which it says it has released.
 #[derive(Debug)]
 struct OwnerThread {
-    thread: Option<JoinHandle<()>>,
+    /// `None` once told to release (it is never joined: see `finish`).
+    thread: Option<Thread>,
     release: Arc<AtomicBool>,
     released: mpsc::Receiver<io::Result<()>>,
 }
@@ -184,7 +185,7 @@ impl OwnerThread {
             None => return Ok(()),
         };
         self.release.store(true, Ordering::Release);
-        thread.thread().unpark();
+        thread.unpark();
         // The thread ends on its own afterwards (detached). A closed channel:
         // it held nothing to release (busy, aborted, failed), or panicked.
         self.released.recv().unwrap_or(Ok(()))
@@ -218,7 +219,7 @@ fn acquire(target: &Path, abort: Option<AbortEvent>) -> Result<Option<NamedMutex
     };
     // From here on, dropping `owner` ends the thread and releases what it holds.
     let owner = OwnerThread {
-        thread: Some(thread),
+        thread: Some(thread.thread().clone()),
         release,
         released,
     };
